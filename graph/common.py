@@ -1,0 +1,54 @@
+"""Small shared types: pagination info, locations, user errors, the Node interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import strawberry
+
+from services.errors import Problem
+
+
+@strawberry.interface(description="An object with a global id, valid inside its environment.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+
+
+@strawberry.type(description="Where a page of a connection ends.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="True when more items follow.")
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` to fetch the next page.")
+
+
+@strawberry.type(description="A geographic location, as precise as known.")
+class Location:
+    country: str | None = strawberry.field(description="Country code or name.")
+    region: str | None = strawberry.field(description="Region or state.")
+    city: str | None = strawberry.field(description="City.")
+
+    @classmethod
+    def of(cls, country: str | None, region: str | None, city: str | None) -> Location | None:
+        """A location, or None when nothing is known."""
+        if country is None and region is None and city is None:
+            return None
+        return cls(country=country, region=region, city=city)
+
+
+@strawberry.type(description="An expected failure, reported in a mutation payload.")
+class UserError:
+    index: int | None = strawberry.field(
+        description="Position in a batch, when the error is about one item.")
+    field: str | None = strawberry.field(description="The input field at fault.")
+    message: str = strawberry.field(description="What went wrong and how to fix it.")
+    code: str = strawberry.field(
+        description="Stable code, e.g. INVALID_TIMESTAMP, PROPERTY_TOO_LONG, UNKNOWN_USER.")
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> UserError:
+        return cls(index=problem.index, field=problem.field, message=problem.message,
+                   code=problem.code)
+
+    @classmethod
+    def many(cls, problems: Iterable[Problem]) -> list[UserError]:
+        return [cls.from_problem(p) for p in problems]

@@ -1,0 +1,32 @@
+"""Payloads of the ingestion mutations."""
+
+from __future__ import annotations
+
+import strawberry
+
+from graph.common import UserError
+from graph.event import Event
+from graph.user import User
+
+
+@strawberry.type(description="Result of track / trackBatch / addUserPropertiesBatch.")
+class TrackPayload:
+    accepted: int = strawberry.field(description="Items stored.")
+    duplicates: int = strawberry.field(description="Items skipped as already seen.")
+    errors: list[UserError] = strawberry.field(description="Items refused, with reasons.")
+    event: Event | None = strawberry.field(
+        default=None, description="The stored event (single track only).")
+
+
+@strawberry.type(description="Result of identify.")
+class IdentifyPayload:
+    user: User | None = strawberry.field(description="The identified user.")
+    merged: bool = strawberry.field(
+        description="True when the anonymous user was merged into an identified one.")
+    errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
+
+
+@strawberry.type(description="Result of addUserProperties.")
+class UserPropertiesPayload:
+    user: User | None = strawberry.field(description="The updated user.")
+    errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")

@@ -1,0 +1,109 @@
+"""The User type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph import ids
+from graph.common import Location, Node
+from graph.pagination import check_first, cut, page_info, read_cursor
+from services.clock import to_datetime
+from services.users import all_properties, display_name
+
+if TYPE_CHECKING:
+    from graph.session import Session, SessionConnection
+    from resolvers.context import Context
+
+SessionType = Annotated["Session", strawberry.lazy("graph.session")]
+SessionConnectionType = Annotated["SessionConnection", strawberry.lazy("graph.session")]
+MAX_SESSIONS_PAGE = 100
+
+
+@strawberry.type(description="A property of a user, as listed on the user's profile.")
+class UserProperty:
+    name: str = strawberry.field(description="Property name.")
+    value: JSON | None = strawberry.field(description="Property value.")
+    autocaptured: bool = strawberry.field(
+        description="True for properties Usertrail sets itself (Initial …, Date First Seen, …).")
+
+
+@strawberry.type(description="A person using the product, anonymous or identified.")
+class User(Node):
+    row: strawberry.Private[Any]
+    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+    user_id: str = strawberry.field(description="Numeric user id (0 .. 2^53-1), as a string.")
+    identity: str | None = strawberry.field(description="The identity, when identified.")
+    display_name: str = strawberry.field(
+        description='Identity, else the Email property, else "User <userId>".')
+    first_seen: datetime = strawberry.field(description='Time of the first event ("Date First Seen").')
+    last_seen: datetime = strawberry.field(description="Time of the latest event.")
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        return cls(row=row, id=strawberry.ID(ids.encode("User", row.user_id)),
+                   user_id=str(row.user_id), identity=row.identity,
+                   display_name=display_name(row), first_seen=to_datetime(row.first_seen_us),
+                   last_seen=to_datetime(row.last_seen_us))
+
+    @strawberry.field(description="Every user property: autocaptured and custom.")
+    def properties(self) -> JSON:
+        return all_properties(self.row)
+
+    @strawberry.field(name="property", description="One property by name, or null.")
+    def property_(self, name: str) -> JSON | None:
+        return all_properties(self.row).get(name)
+
+    @strawberry.field(description="The searchable property list of the user's profile, sorted by "
+                      "name; `search` matches names and values, case-insensitively.")
+    def property_list(self, search: str | None = None) -> list[UserProperty]:
+        from services.users import property_list
+
+        return [UserProperty(name=name, value=value, autocaptured=auto)
+                for name, value, auto in property_list(self.row, search)]
+
+    @strawberry.field(description="Location of the user's first session.")
+    def initial_location(self) -> Location | None:
+        auto = self.row.autocaptured or {}
+        return Location.of(auto.get("Initial Country"), auto.get("Initial Region"),
+                           auto.get("Initial City"))
+
+    @strawberry.field(description="The user's earliest session.")
+    async def first_session(self, info: strawberry.Info[Context]) -> SessionType | None:
+        from graph.session import Session
+
+        row = await info.context.loaders.first_session.load(self.row.user_id)
+        return Session.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The user's latest session.")
+    async def last_session(self, info: strawberry.Info[Context]) -> SessionType | None:
+        from graph.session import Session
+
+        row = await info.context.loaders.last_session.load(self.row.user_id)
+        return Session.from_row(row) if row is not None else None
+
+    @strawberry.field(description="Number of sessions.")
+    async def session_count(self, info: strawberry.Info[Context]) -> int:
+        return (await info.context.loaders.session_stats.load(self.row.user_id))[0]
+
+    @strawberry.field(description="Number of events.")
+    async def event_count(self, info: strawberry.Info[Context]) -> int:
+        return (await info.context.loaders.session_stats.load(self.row.user_id))[1]
+
+    @strawberry.field(description="The user's sessions, newest first.")
+    async def sessions(self, info: strawberry.Info[Context], first: int = 20,
+                       after: str | None = None) -> SessionConnectionType:
+        from graph.session import Session, SessionConnection, SessionEdge
+
+        check_first(first, maximum=MAX_SESSIONS_PAGE)
+        before = read_cursor(after, "sc")
+        loaders = info.context.loaders
+        rows = await loaders.session_page.load((self.row.user_id, first + 1, before))
+        shown, has_next, end = cut(rows, first, "sc", lambda r: (r.start_us, r.id))
+        total = (await loaders.session_stats.load(self.row.user_id))[0]
+        return SessionConnection(
+            edges=[SessionEdge(node=Session.from_row(row), cursor=cursor) for row, cursor in shown],
+            page_info=page_info(has_next, end), total_count=total)

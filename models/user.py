@@ -1,0 +1,55 @@
+"""Users and the aliases that route external ids to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Micros
+
+
+class User(Base):
+    """One person in one environment; all of their rows share (environment_id, user_id)."""
+
+    __tablename__ = "users"
+
+    environment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    identity: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(1024))
+    # Custom properties set by addUserProperties / traits.
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # "Initial Browser", "Initial Landing Page", ... from the earliest session (SPEC §7).
+    autocaptured: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Earliest and latest event time; the creation time while the user has no events.
+    first_seen_us: Mapped[int] = mapped_column(Micros)
+    last_seen_us: Mapped[int] = mapped_column(Micros)
+    created_us: Mapped[int] = mapped_column(Micros)
+    has_events: Mapped[bool] = mapped_column(default=False)
+
+    __table_args__ = (
+        # The users list: newest activity first, keyset on (last_seen_us, user_id).
+        Index("ix_users_env_last_seen", "environment_id", "last_seen_us", "user_id"),
+        # Uniqueness of identities is enforced by user_aliases' primary key; this one is for lookups.
+        Index("ix_users_env_identity", "environment_id", "identity"),
+    )
+
+
+class UserAlias(Base):
+    """An external key that routes to a user.
+
+    kinds: ``identity`` (every identified user has one; the primary key makes identities
+    unique per environment), ``user_id`` (the userId of a user merged away keeps routing to
+    the user it was merged into), ``anonymous_id`` (Segment's anonymousId).
+    """
+
+    __tablename__ = "user_aliases"
+
+    environment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_user_aliases_env_user", "environment_id", "user_id"),)

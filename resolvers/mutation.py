@@ -1,0 +1,116 @@
+"""Ingestion mutations: GraphQL inputs to ingest-service calls, service errors to UserErrors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from graph.common import UserError
+from graph.event import Event
+from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
+from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
+from graph.user import User
+from resolvers.context import Context
+from services import ingest
+from services.errors import Problem, UsertrailError
+
+Info = strawberry.Info[Context]
+
+
+def _context(value: EventContext | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "userAgent": value.user_agent, "ip": value.ip, "url": value.url,
+        "referrer": value.referrer, "title": value.title, "screenWidth": value.screen_width,
+        "screenHeight": value.screen_height, "library": value.library,
+        "appName": value.app_name, "appVersion": value.app_version, "location": value.location,
+    }
+
+
+def _track_item(value: TrackInput) -> ingest.TrackItem:
+    return ingest.TrackItem(
+        event=value.event, user_id=value.user_id, identity=value.identity,
+        session_id=value.session_id, source=value.source.value, timestamp=value.timestamp,
+        properties=value.properties, context=_context(value.context),
+        idempotency_key=value.idempotency_key)
+
+
+def _single(problems: list[Problem]) -> list[UserError]:
+    """Errors of a one-item call carry no batch index."""
+    return UserError.many(p.at(None) for p in problems)
+
+
+def _refused(error: UsertrailError) -> TrackPayload:
+    return TrackPayload(accepted=0, duplicates=0, errors=[UserError.from_problem(error.problem)])
+
+
+async def track(info: Info, input: TrackInput) -> TrackPayload:
+    ctx = info.context
+    try:
+        outcome = await ingest.track(ctx.db, environment_id=ctx.environment_id,
+                                     items=[_track_item(input)], field_name="input")
+    except UsertrailError as error:
+        return _refused(error)
+    event = None
+    if 0 in outcome.stored:
+        row = await ctx.loaders.event.load(outcome.stored[0])
+        event = Event.from_row(row) if row is not None else None
+    return TrackPayload(accepted=outcome.accepted, duplicates=outcome.duplicates,
+                        errors=_single(outcome.problems), event=event)
+
+
+async def track_batch(info: Info, events: list[TrackInput]) -> TrackPayload:
+    ctx = info.context
+    try:
+        outcome = await ingest.track(ctx.db, environment_id=ctx.environment_id,
+                                     items=[_track_item(e) for e in events])
+    except UsertrailError as error:
+        return _refused(error)
+    return TrackPayload(accepted=outcome.accepted, duplicates=outcome.duplicates,
+                        errors=UserError.many(outcome.problems))
+
+
+async def identify(info: Info, input: IdentifyInput) -> IdentifyPayload:
+    ctx = info.context
+    try:
+        done = await ingest.identify(ctx.db, environment_id=ctx.environment_id,
+                                     user_id=input.user_id, identity=input.identity,
+                                     timestamp=input.timestamp)
+    except UsertrailError as error:
+        return IdentifyPayload(user=None, merged=False,
+                               errors=[UserError.from_problem(error.problem)])
+    row = await ctx.loaders.user.load(done.user_id)
+    return IdentifyPayload(user=User.from_row(row), merged=done.merged, errors=[])
+
+
+def _properties_item(value: UserPropertiesInput) -> ingest.UserPropertiesItem:
+    return ingest.UserPropertiesItem(properties=value.properties, user_id=value.user_id,
+                                     identity=value.identity)
+
+
+async def add_user_properties(info: Info, input: UserPropertiesInput) -> UserPropertiesPayload:
+    ctx = info.context
+    try:
+        outcome = await ingest.add_user_properties(ctx.db, environment_id=ctx.environment_id,
+                                                   items=[_properties_item(input)],
+                                                   field_name="input")
+    except UsertrailError as error:
+        return UserPropertiesPayload(user=None, errors=[UserError.from_problem(error.problem)])
+    if 0 not in outcome.users:
+        return UserPropertiesPayload(user=None, errors=_single(outcome.problems))
+    row = await ctx.loaders.user.load(outcome.users[0])
+    return UserPropertiesPayload(user=User.from_row(row), errors=[])
+
+
+async def add_user_properties_batch(info: Info, users: list[UserPropertiesInput]
+                                    ) -> TrackPayload:
+    ctx = info.context
+    try:
+        outcome = await ingest.add_user_properties(ctx.db, environment_id=ctx.environment_id,
+                                                   items=[_properties_item(u) for u in users])
+    except UsertrailError as error:
+        return _refused(error)
+    return TrackPayload(accepted=outcome.accepted, duplicates=0,
+                        errors=UserError.many(outcome.problems))

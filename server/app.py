@@ -1,0 +1,64 @@
+"""The Starlette application: GraphQL, health, and (later) the Heap and Segment routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from graph.schema import build
+from models.db import Database
+from server.graphql_app import GraphQLApp
+from server.settings import Settings
+from services import environments
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    db: Database
+    default_environment_id: int
+
+    def environment_for(self, request: Request | Any) -> int:
+        """The environment a request acts in (dev mode: the `default` environment)."""
+        return self.default_environment_id
+
+
+async def healthz(request: Request) -> JSONResponse:
+    db: Database = request.app.state.usertrail.db
+    if await db.ping():
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "unavailable", "error": "database unreachable"},
+                        status_code=503)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app for `settings`; the database must already be migrated."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        default = await environments.ensure(db)
+        app.state.usertrail = AppState(settings, db, default.id)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    graphql = GraphQLApp(build(dev=settings.dev), graphql_ide="graphiql")
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn worker processes: settings from USERTRAIL_* variables."""
+    return create_app(Settings.from_env())

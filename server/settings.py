@@ -1,0 +1,49 @@
+"""Settings from environment variables, overridable by CLI flags."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, replace
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dev: bool = False
+    workers: int = 1
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("USERTRAIL_DATABASE_URL", DEFAULT_DATABASE_URL),
+            host=env.get("USERTRAIL_HOST", "127.0.0.1"),
+            port=int(env.get("USERTRAIL_PORT", "8000")),
+            dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
+            workers=int(env.get("USERTRAIL_WORKERS", "1")),
+        )
+
+    def with_overrides(self, **values: object) -> Settings:
+        """A copy with the given non-None values replaced."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as USERTRAIL_* variables (for uvicorn worker processes)."""
+        return {"USERTRAIL_DATABASE_URL": self.database_url, "USERTRAIL_HOST": self.host,
+                "USERTRAIL_PORT": str(self.port), "USERTRAIL_DEV": "1" if self.dev else "0",
+                "USERTRAIL_WORKERS": str(self.workers)}
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,60 @@
+"""The named failures of the domain; resolvers and routes translate them for clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One expected failure: what went wrong, where, and a stable machine-readable code."""
+
+    code: str
+    message: str
+    field: str | None = None
+    index: int | None = None
+
+    def at(self, index: int | None) -> Problem:
+        """The same problem, placed at a position in a batch."""
+        return Problem(self.code, self.message, self.field, index)
+
+
+class UsertrailError(Exception):
+    """Base of every expected failure a service raises."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.code, self.message, self.field)
+
+
+class InvalidInput(UsertrailError):
+    """The input breaks a documented limit or format."""
+
+    code = "INVALID_INPUT"
+
+
+class NotFound(UsertrailError):
+    """The thing named does not exist in this environment."""
+
+    code = "NOT_FOUND"
+
+
+class Conflict(UsertrailError):
+    """The request contradicts stored state (already identified, name taken, ...)."""
+
+    code = "CONFLICT"
+
+
+class Unavailable(UsertrailError):
+    """The database cannot be reached; the client should retry later."""
+
+    code = "UNAVAILABLE"

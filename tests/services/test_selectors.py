@@ -1,0 +1,399 @@
+"""CSS selectors against element hierarchies: matching, parsing leniency, round trips."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.errors import InvalidInput
+from services.selectors import (
+    Attributes,
+    Element,
+    compile_selector,
+    most_specific_selector,
+    parse_hierarchy,
+)
+
+CHECKOUT = (
+    "@html;|@body;|@div;#checkout;.panel;|@form;#pay-form;.form;[action=/api/pay];|"
+    "@button;.btn;.btn-primary;.buy;[type=submit];[data-sku=42];|"
+)
+NAV = (
+    "@html;|@body;|@header;.site-header;|@nav;#main-nav;.nav;|@ul;|@li;.nav-item;|"
+    "@a;.nav-link;[href=/pricing];[lang=en-US];|"
+)
+SIGNUP = (
+    "@body;|@main;|@form;#signup;|@div;.field;|"
+    "@input;#email-2;.input;[type=email];[name=email];[placeholder=you@example.com];|"
+)
+NESTED = "@body;|@div;|@span;|@p;|@a;|"
+# The nearest span is not the child of a div; only the outer one is.
+BACKTRACK = "@body;|@div;|@span;|@div;|@p;|@span;|@a;|"
+PRIMARY_ONLY = "@body;|@button;.btn-primary;|"
+CHECKOUT_2 = "@body;|@div;#checkout-2;|"
+
+
+@pytest.mark.parametrize(
+    ("selector", "hierarchy", "expected"),
+    [
+        # type and universal selectors
+        ("button", CHECKOUT, True),
+        ("BUTTON", CHECKOUT, True),
+        ("a", CHECKOUT, False),
+        ("*", CHECKOUT, True),
+        ("input", SIGNUP, True),
+        # ids, with dashes and digits
+        ("#email-2", SIGNUP, True),
+        ("input#email-2", SIGNUP, True),
+        ("#email", SIGNUP, False),
+        ("#checkout", CHECKOUT_2, False),
+        ("#checkout-2", CHECKOUT_2, True),
+        # classes are exact tokens and case-sensitive
+        (".btn", CHECKOUT, True),
+        (".btn.buy.btn-primary", CHECKOUT, True),
+        (".btn", PRIMARY_ONLY, False),
+        (".btn-primary", PRIMARY_ONLY, True),
+        (".BTN", CHECKOUT, False),
+        (".btn.sell", CHECKOUT, False),
+        (".nav-link", NAV, True),
+        (".nav", NAV, False),
+        # attributes
+        ("[data-sku]", CHECKOUT, True),
+        ("[data-missing]", CHECKOUT, False),
+        ('[data-sku="42"]', CHECKOUT, True),
+        ('[data-sku="4"]', CHECKOUT, False),
+        ('[data-sku="420"]', CHECKOUT, False),
+        ("[type=submit]", CHECKOUT, True),
+        ("[TYPE=submit]", CHECKOUT, True),
+        ("[type=SUBMIT]", CHECKOUT, False),
+        ("[type=SUBMIT i]", CHECKOUT, True),
+        ("[type=submit s]", CHECKOUT, True),
+        ('[href="/pricing"]', NAV, True),
+        ('[href="/pricing/"]', NAV, False),
+        ('[href^="/pri"]', NAV, True),
+        ('[href^="pricing"]', NAV, False),
+        ('[href^=""]', NAV, False),
+        ('[href$="cing"]', NAV, True),
+        ('[href$="/pri"]', NAV, False),
+        ('[href*="ici"]', NAV, True),
+        ('[href*="icing/"]', NAV, False),
+        ("[lang|=en]", NAV, True),
+        ("[lang|=en-US]", NAV, True),
+        ("[lang|=e]", NAV, False),
+        ("[class~=nav-link]", NAV, True),
+        ("[class~=nav]", NAV, False),
+        ('[class~="nav-link x"]', NAV, False),
+        ("[class^=btn]", CHECKOUT, True),
+        ('[class="btn btn-primary buy"]', CHECKOUT, True),
+        ("[id=email-2]", SIGNUP, True),
+        ('[placeholder="you@example.com"]', SIGNUP, True),
+        # compounds
+        ('button.btn.buy[data-sku="42"]', CHECKOUT, True),
+        ('button.btn.buy[data-sku="43"]', CHECKOUT, False),
+        ("a.nav-link[href^='/']", NAV, True),
+        ("input.input[type=email][name=email]", SIGNUP, True),
+        ("input.input[type=text]", SIGNUP, False),
+        # the target is the subject: a match on an ancestor is not a match
+        ("#checkout", CHECKOUT, False),
+        ("form", CHECKOUT, False),
+        (".panel", CHECKOUT, False),
+        ("nav", NAV, False),
+        # descendant and child combinators
+        ("form button", CHECKOUT, True),
+        ("#checkout button", CHECKOUT, True),
+        ("#checkout .buy", CHECKOUT, True),
+        ("form > button", CHECKOUT, True),
+        ("#checkout > form > .buy", CHECKOUT, True),
+        ("html body div form button", CHECKOUT, True),
+        ("div > button", CHECKOUT, False),
+        ("#checkout > button", CHECKOUT, False),
+        ("button form", CHECKOUT, False),
+        ("nav a", NAV, True),
+        ("nav > a", NAV, False),
+        ("nav li > a", NAV, True),
+        ("header > nav > ul > li > a", NAV, True),
+        ("header > ul a", NAV, False),
+        ("div > span a", NESTED, True),
+        ("div > span > a", NESTED, False),
+        ("body > div span a", NESTED, True),
+        ("div span > a", NESTED, False),
+        ("body > span a", NESTED, False),
+        ("div > span a", BACKTRACK, True),
+        ("div > span > div > p > span > a", BACKTRACK, True),
+        ("body > span a", BACKTRACK, False),
+        ("p > span a", BACKTRACK, True),
+        ("p > div a", BACKTRACK, False),
+        ("div > div a", BACKTRACK, False),
+        # selector lists
+        ("a.nav-link, button.buy", NAV, True),
+        ("a.nav-link, button.buy", CHECKOUT, True),
+        ("a.logo, button.reset", CHECKOUT, False),
+        ("a.logo,button.buy", CHECKOUT, True),
+        # :not()
+        ("button:not(.disabled)", CHECKOUT, True),
+        ("button:not(.buy)", CHECKOUT, False),
+        ("button:not([type=reset])", CHECKOUT, True),
+        (":not(form > button)", CHECKOUT, False),
+        (":not(div > button)", CHECKOUT, True),
+    ],
+)
+def test_selector_matches_the_target(selector: str, hierarchy: str, expected: bool) -> None:
+    assert compile_selector(selector).matches(hierarchy) is expected
+
+
+@pytest.mark.parametrize("hierarchy", [None, "", "|||", ";;;", "garbage", "@", "@;|", "[=x];|"])
+def test_nothing_matches_an_empty_hierarchy(hierarchy: str | None) -> None:
+    assert parse_hierarchy(hierarchy) == ()
+    assert not compile_selector("*").matches(hierarchy)
+    assert most_specific_selector(hierarchy or "") is None
+
+
+@pytest.mark.parametrize(
+    ("hierarchy", "expected"),
+    [
+        (
+            "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=42];|",
+            (
+                Element("body"),
+                Element("div", "checkout", frozenset({"panel"}), {"id": "checkout", "class": "panel"}),
+                Element("button", None, frozenset({"btn", "buy"}), {"data-sku": "42", "class": "btn buy"}),
+            ),
+        ),
+        ("@body;|@a;.x", (Element("body"), Element("a", None, frozenset({"x"}), {"class": "x"}))),
+        ("@DIV;|", (Element("div"),)),
+        ("@div; .a ;@span;|", (Element("div", None, frozenset({"a"}), {"class": "a"}),)),
+        ("@div;.a b;|", (Element("div", None, frozenset({"a", "b"}), {"class": "a b"}),)),
+        ("@a;#x;#y;|", (Element("a", "x", frozenset(), {"id": "x"}),)),
+        ("@a;zzz;!foo;;.x;|", (Element("a", None, frozenset({"x"}), {"class": "x"}),)),
+        ("#only;|@a;|", (Element("", "only", frozenset(), {"id": "only"}), Element("a"))),
+        ("@a;|junk|@b;|", (Element("a"), Element("b"))),
+        ("@a;[href=/a;jsessionid=1];|", (Element("a", attributes={"href": "/a;jsessionid=1"}),)),
+        ("@a;[title=Pricing | Acme];|", (Element("a", attributes={"title": "Pricing | Acme"}),)),
+        ("@a;[data-x=a]b];|", (Element("a", attributes={"data-x": "a]b"}),)),
+        ("@a;[data-x=a=b];|", (Element("a", attributes={"data-x": "a=b"}),)),
+        ("@a;[title= padded ];|", (Element("a", attributes={"title": " padded "}),)),
+        ("@a;[href=/x;.y;|", (Element("a", None, frozenset({"y"}), {"href": "/x", "class": "y"}),)),
+        ("@a;[href=/x]", (Element("a", attributes={"href": "/x"}),)),
+        ("@input;[disabled];|", (Element("input", attributes={"disabled": ""}),)),
+        ("@a;[Data-X=1];[data-x=2];|", (Element("a", attributes={"data-x": "1"}),)),
+        ("@div;[id=x];[class=a b];|", (Element("div", "x", frozenset({"a", "b"}), {"id": "x", "class": "a b"}),)),
+        ("@div;#y;[id=x];|", (Element("div", "y", frozenset(), {"id": "y"}),)),
+        ("@a;[title=a\x00b];|", (Element("a", attributes={"title": "a\ufffdb"}),)),
+    ],
+)
+def test_parse_hierarchy_is_lenient(hierarchy: str, expected: tuple[Element, ...]) -> None:
+    assert parse_hierarchy(hierarchy) == expected
+
+
+def test_elements_are_hashable_and_cached() -> None:
+    elements = parse_hierarchy(CHECKOUT)
+    assert parse_hierarchy(CHECKOUT) is elements
+    assert len({*elements, *parse_hierarchy(CHECKOUT)}) == len(elements)
+    assert isinstance(elements[-1].attributes, Attributes)
+    assert dict(elements[-1].attributes) == {
+        "type": "submit",
+        "data-sku": "42",
+        "class": "btn btn-primary buy",
+    }
+
+
+@pytest.mark.parametrize(
+    ("selector", "hierarchy", "expected"),
+    [
+        ("*", "#only;|", True),
+        ("div", "#only;|", False),
+        ("#only", "#only;|", True),
+        ("#x", "@div;[id=x];|", True),
+        (".b", "@div;[class=a b];|", True),
+        ('[href="/a;jsessionid=1"]', "@a;[href=/a;jsessionid=1];|", True),
+        ('[title="Pricing | Acme"]', "@a;[title=Pricing | Acme];|", True),
+        ("a", "@body;|@a;.x", True),
+        ("body > a", "@body;|junk|@a;|", True),
+    ],
+)
+def test_selectors_on_odd_hierarchies(selector: str, hierarchy: str, expected: bool) -> None:
+    assert compile_selector(selector).matches(hierarchy) is expected
+
+
+@pytest.mark.parametrize(
+    ("selector", "reason"),
+    [
+        ("div[", "Expected ident or '*'"),
+        ("a[href=", "Expected string or ident"),
+        ("[data-sku=42]", 'e.g. [data-sku="42"]'),
+        ("a >", "Expected selector"),
+        ("a,", "Expected selector"),
+        ('[title="open', "Unclosed string"),
+        ("a:hover", "':hover'"),
+        ("a:nth-child(2)", "':nth-child()'"),
+        ("a:has(b)", "':has()'"),
+        ("a:is(b)", "':is()'"),
+        ("a:where(b)", "':where()'"),
+        ("a::before", "'::before'"),
+        ("a + b", "sibling combinator '+'"),
+        ("a ~ b", "sibling combinator '~'"),
+        (":not(a + b)", "sibling combinator '+'"),
+        ("svg|a", "namespace 'svg|'"),
+        ("*|a", "namespace '*|'"),
+        ("[xlink|href]", "namespace 'xlink|'"),
+        ('[href!="/"]', "'!='"),
+    ],
+)
+def test_invalid_selectors_are_refused(selector: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        compile_selector(selector)
+    assert raised.value.code == "INVALID_SELECTOR"
+    assert raised.value.field == "selector"
+    assert reason in raised.value.message
+    assert repr(selector) in raised.value.message
+
+
+@pytest.mark.parametrize("selector", ["", "   ", "\n\t"])
+def test_empty_selectors_are_refused(selector: str) -> None:
+    with pytest.raises(InvalidInput, match="empty") as raised:
+        compile_selector(selector)
+    assert raised.value.code == "INVALID_SELECTOR"
+
+
+def test_compiled_selector_is_one_condition_and_cached() -> None:
+    selector = compile_selector("  #checkout button ")
+    assert selector.text == "#checkout button"
+    assert selector.condition_count == 1
+    assert compile_selector("  #checkout button ") is selector
+
+
+@pytest.mark.parametrize(
+    ("hierarchy", "expected"),
+    [
+        (
+            "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=42];|",
+            'div#checkout.panel > button.btn.buy[data-sku="42"]',
+        ),
+        (SIGNUP, 'input#email-2.input[type="email"][name="email"][placeholder="you@example.com"]'),
+        (NAV, 'li.nav-item > a.nav-link[href="/pricing"][lang="en-US"]'),
+        ("@a;|", "a"),
+        ("@body;|@a;|", "body > a"),
+        ("#only;|@a;|", "#only > a"),
+        ("@div;.md:flex;.w-1/2;|", "div.md\\:flex.w-1\\/2"),
+        ("@div;#123;|", "div#\\31 23"),
+        ("@div;#-1x;|", "div#-\\31 x"),
+        ("@div;.--var;|", "div.\\--var"),
+        ("@a;[title=Say \"hi\"];|", 'a[title="Say \\"hi\\""]'),
+        ("@a;[title=it's];|", "a[title=\"it's\"]"),
+        ("@a;[title=a\nb];|", 'a[title="a\\a b"]'),
+        # cssselect misreads backslashes, so those parts are left out (or only tested for presence)
+        ("@a;.c:\\d;.e;[title=a\\b];|", 'a.e[title]'),
+        ("@body;|@a;#x\\y;|", "body > a"),
+    ],
+)
+def test_most_specific_selector(hierarchy: str, expected: str) -> None:
+    assert most_specific_selector(hierarchy) == expected
+    assert compile_selector(expected).matches(hierarchy)
+
+
+@pytest.mark.parametrize(
+    "hierarchy",
+    [
+        CHECKOUT,
+        NAV,
+        SIGNUP,
+        NESTED,
+        BACKTRACK,
+        "@body;|@div;.flex;.md:flex;.w-1/2;.hover:bg-blue-500;.[&>svg]:h-4;|",
+        "@body;|@button;.!mt-0;.group/item;.data-[state=open]:block;|",
+        "@body;|@section;#1st-step;|@a;#__next;.é;.🚀;|",
+        "@svg;|@path;[d=M0 0L10 10];[stroke-width=1.5];|",
+        "@form;|@input;[value=he said \"hi\" and 'bye'];[data-json={\"a\":[1,2]}];|",
+        "@a;[href=https://x.test/?q=a;b|c];|",
+        "@div;.\t;#\x01x;[t=\x7f\x1f];|",
+        "@my-widget;|@x-button;[aria-label=Close dialog];|",
+        "@a;[title=ends with]];|",
+        "@div;.a\\b;|@a;#i\\d;[x\\y=z];|",
+        "@body;|@*;|",
+    ],
+)
+def test_most_specific_selector_matches_its_hierarchy(hierarchy: str) -> None:
+    selector = most_specific_selector(hierarchy)
+    assert selector is not None
+    assert compile_selector(selector).matches(hierarchy)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "@body;|@div;#checkout;.panel;|@button;.btn;[data-sku=42];|",
+        "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=43];|",
+        "@body;|@div;#checkout;|@button;.btn;.buy;[data-sku=42];|",
+        "@body;|@div;#checkout;.panel;|@a;.btn;.buy;[data-sku=42];|",
+        "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=42];|@span;|",
+    ],
+)
+def test_most_specific_selector_is_specific(other: str) -> None:
+    hierarchy = "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=42];|"
+    selector = compile_selector(most_specific_selector(hierarchy) or "")
+    assert not selector.matches(other)
+
+
+_NAME_CHARACTERS = st.characters(
+    blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters=";|"
+)
+_NAMES = st.text(_NAME_CHARACTERS, min_size=1, max_size=12)
+_TAGS = st.sampled_from(["div", "a", "button", "span", "my-widget", "svg"]) | _NAMES.map(str.lower)
+_ATTRIBUTE_NAMES = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters=";|=]"),
+    min_size=1,
+    max_size=12,
+).map(str.lower).filter(lambda name: name not in ("id", "class"))
+_VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20).filter(
+    lambda value: "];" not in value and "]|" not in value
+)
+
+
+@st.composite
+def _elements(draw: st.DrawFn) -> tuple[str, Element]:
+    tag = draw(_TAGS)
+    identifier = draw(st.none() | _NAMES)
+    classes = draw(st.lists(_NAMES, max_size=3))
+    attributes = draw(st.lists(st.tuples(_ATTRIBUTE_NAMES, _VALUES), max_size=3))
+    text = "@" + tag + ";"
+    text += "" if identifier is None else "#" + identifier + ";"
+    text += "".join("." + name + ";" for name in classes)
+    text += "".join(f"[{name}={value}];" for name, value in attributes)
+    expected = dict(reversed(attributes))
+    if identifier is not None:
+        expected["id"] = identifier
+    if classes:
+        expected["class"] = " ".join(dict.fromkeys(classes))
+    element = Element(tag, identifier, frozenset(classes), Attributes(expected))
+    return text + "|", element
+
+
+@given(st.lists(_elements(), min_size=1, max_size=6))
+def test_generated_hierarchies_parse_and_round_trip(written: list[tuple[str, Element]]) -> None:
+    hierarchy = "".join(text for text, _ in written)
+    assert parse_hierarchy(hierarchy) == tuple(element for _, element in written)
+    selector = most_specific_selector(hierarchy)
+    assert selector is not None
+    assert compile_selector(selector).matches(hierarchy)
+
+
+@given(st.text())
+def test_any_text_is_a_hierarchy(hierarchy: str) -> None:
+    parse_hierarchy(hierarchy)
+    selector = most_specific_selector(hierarchy)
+    if selector is not None:
+        assert compile_selector(selector).matches(hierarchy)
+
+
+_SELECTOR_PIECES = st.sampled_from([*"ab*#.[]=^$~|>+ ,:()\"'\\-_1", "not", "div", "\x00"])
+
+
+@given(st.lists(_SELECTOR_PIECES).map("".join))
+def test_any_text_compiles_or_is_refused(text: str) -> None:
+    try:
+        selector = compile_selector(text)
+    except InvalidInput as error:
+        assert error.code == "INVALID_SELECTOR"
+    else:
+        selector.matches(CHECKOUT)
