@@ -17,8 +17,7 @@ class Node:
 @strawberry.type(description="Where a page of a connection ends.")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="True when more items follow.")
-    end_cursor: str | None = strawberry.field(
-        description="Pass as `after` to fetch the next page.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to fetch the next page.")
 
 
 @strawberry.type(description="A geographic location, as precise as known.")
@@ -38,16 +37,19 @@ class Location:
 @strawberry.type(description="An expected failure, reported in a mutation payload.")
 class UserError:
     index: int | None = strawberry.field(
-        description="Position in a batch, when the error is about one item.")
+        description="Position in a batch, when the error is about one item."
+    )
     field: str | None = strawberry.field(description="The input field at fault.")
     message: str = strawberry.field(description="What went wrong and how to fix it.")
     code: str = strawberry.field(
-        description="Stable code, e.g. INVALID_TIMESTAMP, PROPERTY_TOO_LONG, UNKNOWN_USER.")
+        description="Stable code, e.g. INVALID_TIMESTAMP, PROPERTY_TOO_LONG, UNKNOWN_USER."
+    )
 
     @classmethod
     def from_problem(cls, problem: Problem) -> UserError:
-        return cls(index=problem.index, field=problem.field, message=problem.message,
-                   code=problem.code)
+        return cls(
+            index=problem.index, field=problem.field, message=problem.message, code=problem.code
+        )
 
     @classmethod
     def many(cls, problems: Iterable[Problem]) -> list[UserError]:

@@ -27,21 +27,30 @@ class Event(Node):
     row: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
     type: str = strawberry.field(
-        description="Raw type: pageview, click, submit, change, or the custom/server event name.")
+        description="Raw type: pageview, click, submit, change, or the custom/server event name."
+    )
     name: str = strawberry.field(
-        description="Display name: the best matching definition's name, else the raw name.")
+        description="Display name: the best matching definition's name, else the raw name."
+    )
     time: datetime = strawberry.field(description="When it happened.")
     source: EventSource = strawberry.field(description="Where it came from.")
     server_side: bool = strawberry.field(description="True for server-side events.")
     properties: JSON = strawberry.field(
-        description="path, domain, target_text, hierarchy, ... and custom properties.")
+        description="path, domain, target_text, hierarchy, ... and custom properties."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Event:
-        return cls(row=row, id=strawberry.ID(ids.encode("Event", row.user_id, row.id)),
-                   type=row.type, name=row.type, time=to_datetime(row.time_us),
-                   source=EventSource(row.source), server_side=row.source == "SERVER",
-                   properties=row.properties)
+        return cls(
+            row=row,
+            id=strawberry.ID(ids.encode("Event", row.user_id, row.id)),
+            type=row.type,
+            name=row.type,
+            time=to_datetime(row.time_us),
+            source=EventSource(row.source),
+            server_side=row.source == "SERVER",
+            properties=row.properties,
+        )
 
     @strawberry.field(name="property", description="One property by name, or null.")
     def property_(self, name: str) -> JSON | None:

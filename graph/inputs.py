@@ -15,37 +15,46 @@ class EventContext:
     user_agent: str | None = strawberry.field(default=None, description="The user agent string.")
     ip: str | None = strawberry.field(default=None, description="Client IP address.")
     url: str | None = strawberry.field(
-        default=None, description="Full page URL: domain, path, query, hash derive from it.")
+        default=None, description="Full page URL: domain, path, query, hash derive from it."
+    )
     referrer: str | None = strawberry.field(default=None, description="Referrer URL.")
     title: str | None = strawberry.field(default=None, description="Page title.")
     screen_width: int | None = strawberry.field(default=None, description="Screen width (px).")
     screen_height: int | None = strawberry.field(default=None, description="Screen height (px).")
     library: str | None = strawberry.field(
-        default=None, description='Sending library, e.g. "web", "ios", "android", "server".')
+        default=None, description='Sending library, e.g. "web", "ios", "android", "server".'
+    )
     app_name: str | None = strawberry.field(default=None, description="Mobile app name.")
     app_version: str | None = strawberry.field(default=None, description="Mobile app version.")
     location: JSON | None = strawberry.field(
-        default=None, description="{country, region, city} when the caller knows it.")
+        default=None, description="{country, region, city} when the caller knows it."
+    )
 
 
-@strawberry.input(description="One event. Exactly one of userId / identity identifies the user, "
-                  "except that a client SDK may send both (then it is also an identify call).")
+@strawberry.input(
+    description="One event. Exactly one of userId / identity identifies the user, "
+    "except that a client SDK may send both (then it is also an identify call)."
+)
 class TrackInput:
     event: str = strawberry.field(description="Raw type or custom event name, 1..1024 chars.")
     user_id: str | None = strawberry.field(default=None, description="Numeric user id.")
     identity: str | None = strawberry.field(default=None, description="The user's identity.")
     session_id: str | None = strawberry.field(
-        default=None, description="Client session id; absent = sessionize by inactivity.")
-    source: EventSource = strawberry.field(default=EventSource.SERVER,
-                                           description="Where the event comes from.")
-    timestamp: datetime | None = strawberry.field(default=None,
-                                                  description="Default: time received.")
-    properties: JSON | None = strawberry.field(default=None,
-                                               description="Event properties (flat).")
-    context: EventContext | None = strawberry.field(default=None,
-                                                    description="Page, device, location.")
+        default=None, description="Client session id; absent = sessionize by inactivity."
+    )
+    source: EventSource | None = strawberry.field(
+        default=EventSource.SERVER, description="Where the event comes from."
+    )
+    timestamp: datetime | None = strawberry.field(
+        default=None, description="Default: time received."
+    )
+    properties: JSON | None = strawberry.field(default=None, description="Event properties (flat).")
+    context: EventContext | None = strawberry.field(
+        default=None, description="Page, device, location."
+    )
     idempotency_key: str | None = strawberry.field(
-        default=None, description="The same key twice stores one event.")
+        default=None, description="The same key twice stores one event."
+    )
 
 
 @strawberry.input(description="Attach an identity to an anonymous user.")

@@ -15,14 +15,16 @@ class TrackPayload:
     duplicates: int = strawberry.field(description="Items skipped as already seen.")
     errors: list[UserError] = strawberry.field(description="Items refused, with reasons.")
     event: Event | None = strawberry.field(
-        default=None, description="The stored event (single track only).")
+        default=None, description="The stored event (single track only)."
+    )
 
 
 @strawberry.type(description="Result of identify.")
 class IdentifyPayload:
     user: User | None = strawberry.field(description="The identified user.")
     merged: bool = strawberry.field(
-        description="True when the anonymous user was merged into an identified one.")
+        description="True when the anonymous user was merged into an identified one."
+    )
     errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
 
 

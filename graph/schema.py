@@ -23,25 +23,32 @@ from resolvers import mutation, query
 
 @strawberry.type(description="Reading users, sessions and events.")
 class Query:
-    node: Node | None = strawberry.field(resolver=query.node,
-                                         description="Any object by its global id.")
-    user: User | None = strawberry.field(resolver=query.user,
-                                         description="One user by userId or identity.")
+    node: Node | None = strawberry.field(
+        resolver=query.node, description="Any object by its global id."
+    )
+    user: User | None = strawberry.field(
+        resolver=query.user, description="One user by userId or identity."
+    )
 
 
 @strawberry.type(description="Sending events and user data.")
 class Mutation:
-    track: TrackPayload = strawberry.mutation(resolver=mutation.track,
-                                              description="Store one event.")
+    track: TrackPayload = strawberry.mutation(
+        resolver=mutation.track, description="Store one event."
+    )
     track_batch: TrackPayload = strawberry.mutation(
-        resolver=mutation.track_batch, description="Store up to 1000 events.")
+        resolver=mutation.track_batch, description="Store up to 1000 events."
+    )
     identify: IdentifyPayload = strawberry.mutation(
-        resolver=mutation.identify, description="Attach an identity to an anonymous user.")
+        resolver=mutation.identify, description="Attach an identity to an anonymous user."
+    )
     add_user_properties: UserPropertiesPayload = strawberry.mutation(
-        resolver=mutation.add_user_properties, description="Set properties of one user.")
+        resolver=mutation.add_user_properties, description="Set properties of one user."
+    )
     add_user_properties_batch: TrackPayload = strawberry.mutation(
         resolver=mutation.add_user_properties_batch,
-        description="Set properties of up to 1000 users.")
+        description="Set properties of up to 1000 users.",
+    )
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -61,8 +68,9 @@ def build(*, dev: bool) -> strawberry.Schema:
     ]
     if not dev:
         extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected))
-    return strawberry.Schema(query=Query, mutation=Mutation, types=[User, Session, Event],
-                             extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, types=[User, Session, Event], extensions=extensions
+    )
 
 
 schema = build(dev=True)

@@ -29,37 +29,52 @@ class Session(Node):
     row: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
     origin: SessionOrigin = strawberry.field(
-        description="CLIENT, or SERVER for a session made only of server-side events.")
+        description="CLIENT, or SERVER for a session made only of server-side events."
+    )
     source: EventSource = strawberry.field(
-        description="WEB / IOS / ANDROID, or SERVER for a server-only session.")
+        description="WEB / IOS / ANDROID, or SERVER for a server-only session."
+    )
     start_time: datetime = strawberry.field(description="Time of the first event.")
     end_time: datetime = strawberry.field(description="Time of the last event.")
     duration_seconds: int = strawberry.field(description="endTime - startTime, in seconds.")
-    browser: str | None = strawberry.field(description='Browser and major version, e.g. "Chrome 131".')
+    browser: str | None = strawberry.field(
+        description='Browser and major version, e.g. "Chrome 131".'
+    )
     platform: str | None = strawberry.field(
-        description='Operating system, e.g. "Mac OS X 10.15", "iOS 17.2", "Android 14".')
+        description='Operating system, e.g. "Mac OS X 10.15", "iOS 17.2", "Android 14".'
+    )
     device_type: DeviceType | None = strawberry.field(description="Kind of device.")
     location: Location | None = strawberry.field(description="Where the session happened.")
     landing_page: str | None = strawberry.field(description="URL of the first client event.")
     referrer: str | None = strawberry.field(description="Referrer of the first client event.")
     utm: JSON = strawberry.field(
-        description="{source, medium, campaign, term, content} of the landing page.")
+        description="{source, medium, campaign, term, content} of the landing page."
+    )
     replay_available: bool = strawberry.field(
-        description="True for web sessions with recorded replay data.")
+        description="True for web sessions with recorded replay data."
+    )
     event_count: int = strawberry.field(description="Number of events in the session.")
 
     @classmethod
     def from_row(cls, row: Any) -> Session:
         return cls(
-            row=row, id=strawberry.ID(ids.encode("Session", row.user_id, row.id)),
-            origin=SessionOrigin(row.origin), source=EventSource(row.source),
-            start_time=to_datetime(row.start_us), end_time=to_datetime(row.end_us),
+            row=row,
+            id=strawberry.ID(ids.encode("Session", row.user_id, row.id)),
+            origin=SessionOrigin(row.origin),
+            source=EventSource(row.source),
+            start_time=to_datetime(row.start_us),
+            end_time=to_datetime(row.end_us),
             duration_seconds=(row.end_us - row.start_us) // 1_000_000,
-            browser=row.browser, platform=row.platform,
+            browser=row.browser,
+            platform=row.platform,
             device_type=DeviceType(row.device_type) if row.device_type else None,
             location=Location.of(row.country, row.region, row.city),
-            landing_page=row.landing_page, referrer=row.referrer, utm=row.utm or {},
-            replay_available=row.replay_available, event_count=row.event_count)
+            landing_page=row.landing_page,
+            referrer=row.referrer,
+            utm=row.utm or {},
+            replay_available=row.replay_available,
+            event_count=row.event_count,
+        )
 
     @strawberry.field(description="The user the session belongs to.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:
@@ -68,18 +83,22 @@ class Session(Node):
         return User.from_row(await info.context.loaders.user.load(self.row.user_id))
 
     @strawberry.field(description="The session's events, oldest first.")
-    async def events(self, info: strawberry.Info[Context], first: int = 100,
-                     after: str | None = None) -> EventConnectionType:
+    async def events(
+        self, info: strawberry.Info[Context], first: int | None = 100, after: str | None = None
+    ) -> EventConnectionType:
         from graph.event import Event, EventConnection, EventEdge
 
-        check_first(first, maximum=MAX_EVENTS_PAGE)
+        first = check_first(first, default=100, maximum=MAX_EVENTS_PAGE)
         cursor = read_cursor(after, "ec")
         rows = await info.context.loaders.event_page.load(
-            ((self.row.user_id, self.row.id), first + 1, cursor))
+            ((self.row.user_id, self.row.id), first + 1, cursor)
+        )
         shown, has_next, end = cut(rows, first, "ec", lambda r: (r.time_us, r.id))
         return EventConnection(
             edges=[EventEdge(node=Event.from_row(row), cursor=c) for row, c in shown],
-            page_info=page_info(has_next, end), total_count=self.row.event_count)
+            page_info=page_info(has_next, end),
+            total_count=self.row.event_count,
+        )
 
 
 @strawberry.type(description="A session in a list.")

@@ -28,7 +28,8 @@ class UserProperty:
     name: str = strawberry.field(description="Property name.")
     value: JSON | None = strawberry.field(description="Property value.")
     autocaptured: bool = strawberry.field(
-        description="True for properties Usertrail sets itself (Initial …, Date First Seen, …).")
+        description="True for properties Usertrail sets itself (Initial …, Date First Seen, …)."
+    )
 
 
 @strawberry.type(description="A person using the product, anonymous or identified.")
@@ -38,16 +39,24 @@ class User(Node):
     user_id: str = strawberry.field(description="Numeric user id (0 .. 2^53-1), as a string.")
     identity: str | None = strawberry.field(description="The identity, when identified.")
     display_name: str = strawberry.field(
-        description='Identity, else the Email property, else "User <userId>".')
-    first_seen: datetime = strawberry.field(description='Time of the first event ("Date First Seen").')
+        description='Identity, else the Email property, else "User <userId>".'
+    )
+    first_seen: datetime = strawberry.field(
+        description='Time of the first event ("Date First Seen").'
+    )
     last_seen: datetime = strawberry.field(description="Time of the latest event.")
 
     @classmethod
     def from_row(cls, row: Any) -> User:
-        return cls(row=row, id=strawberry.ID(ids.encode("User", row.user_id)),
-                   user_id=str(row.user_id), identity=row.identity,
-                   display_name=display_name(row), first_seen=to_datetime(row.first_seen_us),
-                   last_seen=to_datetime(row.last_seen_us))
+        return cls(
+            row=row,
+            id=strawberry.ID(ids.encode("User", row.user_id)),
+            user_id=str(row.user_id),
+            identity=row.identity,
+            display_name=display_name(row),
+            first_seen=to_datetime(row.first_seen_us),
+            last_seen=to_datetime(row.last_seen_us),
+        )
 
     @strawberry.field(description="Every user property: autocaptured and custom.")
     def properties(self) -> JSON:
@@ -57,19 +66,24 @@ class User(Node):
     def property_(self, name: str) -> JSON | None:
         return all_properties(self.row).get(name)
 
-    @strawberry.field(description="The searchable property list of the user's profile, sorted by "
-                      "name; `search` matches names and values, case-insensitively.")
+    @strawberry.field(
+        description="The searchable property list of the user's profile, sorted by "
+        "name; `search` matches names and values, case-insensitively."
+    )
     def property_list(self, search: str | None = None) -> list[UserProperty]:
         from services.users import property_list
 
-        return [UserProperty(name=name, value=value, autocaptured=auto)
-                for name, value, auto in property_list(self.row, search)]
+        return [
+            UserProperty(name=name, value=value, autocaptured=auto)
+            for name, value, auto in property_list(self.row, search)
+        ]
 
     @strawberry.field(description="Location of the user's first session.")
     def initial_location(self) -> Location | None:
         auto = self.row.autocaptured or {}
-        return Location.of(auto.get("Initial Country"), auto.get("Initial Region"),
-                           auto.get("Initial City"))
+        return Location.of(
+            auto.get("Initial Country"), auto.get("Initial Region"), auto.get("Initial City")
+        )
 
     @strawberry.field(description="The user's earliest session.")
     async def first_session(self, info: strawberry.Info[Context]) -> SessionType | None:
@@ -94,11 +108,12 @@ class User(Node):
         return (await info.context.loaders.session_stats.load(self.row.user_id))[1]
 
     @strawberry.field(description="The user's sessions, newest first.")
-    async def sessions(self, info: strawberry.Info[Context], first: int = 20,
-                       after: str | None = None) -> SessionConnectionType:
+    async def sessions(
+        self, info: strawberry.Info[Context], first: int | None = 20, after: str | None = None
+    ) -> SessionConnectionType:
         from graph.session import Session, SessionConnection, SessionEdge
 
-        check_first(first, maximum=MAX_SESSIONS_PAGE)
+        first = check_first(first, default=20, maximum=MAX_SESSIONS_PAGE)
         before = read_cursor(after, "sc")
         loaders = info.context.loaders
         rows = await loaders.session_page.load((self.row.user_id, first + 1, before))
@@ -106,4 +121,6 @@ class User(Node):
         total = (await loaders.session_stats.load(self.row.user_id))[0]
         return SessionConnection(
             edges=[SessionEdge(node=Session.from_row(row), cursor=cursor) for row, cursor in shown],
-            page_info=page_info(has_next, end), total_count=total)
+            page_info=page_info(has_next, end),
+            total_count=total,
+        )

@@ -32,7 +32,7 @@ class User(Base):
     __table_args__ = (
         # The users list: newest activity first, keyset on (last_seen_us, user_id).
         Index("ix_users_env_last_seen", "environment_id", "last_seen_us", "user_id"),
-        # Uniqueness of identities is enforced by user_aliases' primary key; this one is for lookups.
+        # Identities are unique through user_aliases' primary key; this index is for lookups.
         Index("ix_users_env_identity", "environment_id", "identity"),
     )
 

@@ -69,18 +69,27 @@ class Loaders:
 
     async def _session_pages(self, keys: list[tuple[int, int, Any]]) -> list[list[Any]]:
         """keys: (user id, limit, before cursor)."""
-        return await _grouped(keys, lambda owners, limit, cursor: self._read(
-            reading.session_pages, user_ids=owners, limit=limit, before=cursor))
+        return await _grouped(
+            keys,
+            lambda owners, limit, cursor: self._read(
+                reading.session_pages, user_ids=owners, limit=limit, before=cursor
+            ),
+        )
 
     async def _event_pages(self, keys: list[tuple[tuple[int, int], int, Any]]) -> list[list[Any]]:
         """keys: ((user id, session id), limit, after cursor)."""
-        return await _grouped(keys, lambda owners, limit, cursor: self._read(
-            reading.event_pages, sessions=owners, limit=limit, after=cursor))
+        return await _grouped(
+            keys,
+            lambda owners, limit, cursor: self._read(
+                reading.event_pages, sessions=owners, limit=limit, after=cursor
+            ),
+        )
 
 
-async def _grouped(keys: Sequence[tuple[Any, int, Any]],
-                   fetch: Callable[[list[Any], int, Any], Awaitable[dict[Any, list[Any]]]]
-                   ) -> list[list[Any]]:
+async def _grouped(
+    keys: Sequence[tuple[Any, int, Any]],
+    fetch: Callable[[list[Any], int, Any], Awaitable[dict[Any, list[Any]]]],
+) -> list[list[Any]]:
     groups: dict[tuple[int, Any], list[Any]] = defaultdict(list)
     for owner, limit, cursor in keys:
         groups[(limit, cursor)].append(owner)

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from graph.common import UserError
+from graph.enums import EventSource
 from graph.event import Event
 from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
 from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
@@ -22,19 +23,32 @@ def _context(value: EventContext | None) -> dict[str, Any] | None:
     if value is None:
         return None
     return {
-        "userAgent": value.user_agent, "ip": value.ip, "url": value.url,
-        "referrer": value.referrer, "title": value.title, "screenWidth": value.screen_width,
-        "screenHeight": value.screen_height, "library": value.library,
-        "appName": value.app_name, "appVersion": value.app_version, "location": value.location,
+        "userAgent": value.user_agent,
+        "ip": value.ip,
+        "url": value.url,
+        "referrer": value.referrer,
+        "title": value.title,
+        "screenWidth": value.screen_width,
+        "screenHeight": value.screen_height,
+        "library": value.library,
+        "appName": value.app_name,
+        "appVersion": value.app_version,
+        "location": value.location,
     }
 
 
 def _track_item(value: TrackInput) -> ingest.TrackItem:
     return ingest.TrackItem(
-        event=value.event, user_id=value.user_id, identity=value.identity,
-        session_id=value.session_id, source=value.source.value, timestamp=value.timestamp,
-        properties=value.properties, context=_context(value.context),
-        idempotency_key=value.idempotency_key)
+        event=value.event,
+        user_id=value.user_id,
+        identity=value.identity,
+        session_id=value.session_id,
+        source=(value.source or EventSource.SERVER).value,
+        timestamp=value.timestamp,
+        properties=value.properties,
+        context=_context(value.context),
+        idempotency_key=value.idempotency_key,
+    )
 
 
 def _single(problems: list[Problem]) -> list[UserError]:
@@ -49,53 +63,74 @@ def _refused(error: UsertrailError) -> TrackPayload:
 async def track(info: Info, input: TrackInput) -> TrackPayload:
     ctx = info.context
     try:
-        outcome = await ingest.track(ctx.db, environment_id=ctx.environment_id,
-                                     items=[_track_item(input)], field_name="input")
+        outcome = await ingest.track(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            items=[_track_item(input)],
+            field_name="input",
+        )
     except UsertrailError as error:
         return _refused(error)
     event = None
     if 0 in outcome.stored:
         row = await ctx.loaders.event.load(outcome.stored[0])
         event = Event.from_row(row) if row is not None else None
-    return TrackPayload(accepted=outcome.accepted, duplicates=outcome.duplicates,
-                        errors=_single(outcome.problems), event=event)
+    return TrackPayload(
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+        errors=_single(outcome.problems),
+        event=event,
+    )
 
 
 async def track_batch(info: Info, events: list[TrackInput]) -> TrackPayload:
     ctx = info.context
     try:
-        outcome = await ingest.track(ctx.db, environment_id=ctx.environment_id,
-                                     items=[_track_item(e) for e in events])
+        outcome = await ingest.track(
+            ctx.db, environment_id=ctx.environment_id, items=[_track_item(e) for e in events]
+        )
     except UsertrailError as error:
         return _refused(error)
-    return TrackPayload(accepted=outcome.accepted, duplicates=outcome.duplicates,
-                        errors=UserError.many(outcome.problems))
+    return TrackPayload(
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+        errors=UserError.many(outcome.problems),
+    )
 
 
 async def identify(info: Info, input: IdentifyInput) -> IdentifyPayload:
     ctx = info.context
     try:
-        done = await ingest.identify(ctx.db, environment_id=ctx.environment_id,
-                                     user_id=input.user_id, identity=input.identity,
-                                     timestamp=input.timestamp)
+        done = await ingest.identify(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            user_id=input.user_id,
+            identity=input.identity,
+            timestamp=input.timestamp,
+        )
     except UsertrailError as error:
-        return IdentifyPayload(user=None, merged=False,
-                               errors=[UserError.from_problem(error.problem)])
+        return IdentifyPayload(
+            user=None, merged=False, errors=[UserError.from_problem(error.problem)]
+        )
     row = await ctx.loaders.user.load(done.user_id)
     return IdentifyPayload(user=User.from_row(row), merged=done.merged, errors=[])
 
 
 def _properties_item(value: UserPropertiesInput) -> ingest.UserPropertiesItem:
-    return ingest.UserPropertiesItem(properties=value.properties, user_id=value.user_id,
-                                     identity=value.identity)
+    return ingest.UserPropertiesItem(
+        properties=value.properties, user_id=value.user_id, identity=value.identity
+    )
 
 
 async def add_user_properties(info: Info, input: UserPropertiesInput) -> UserPropertiesPayload:
     ctx = info.context
     try:
-        outcome = await ingest.add_user_properties(ctx.db, environment_id=ctx.environment_id,
-                                                   items=[_properties_item(input)],
-                                                   field_name="input")
+        outcome = await ingest.add_user_properties(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            items=[_properties_item(input)],
+            field_name="input",
+        )
     except UsertrailError as error:
         return UserPropertiesPayload(user=None, errors=[UserError.from_problem(error.problem)])
     if 0 not in outcome.users:
@@ -104,13 +139,14 @@ async def add_user_properties(info: Info, input: UserPropertiesInput) -> UserPro
     return UserPropertiesPayload(user=User.from_row(row), errors=[])
 
 
-async def add_user_properties_batch(info: Info, users: list[UserPropertiesInput]
-                                    ) -> TrackPayload:
+async def add_user_properties_batch(info: Info, users: list[UserPropertiesInput]) -> TrackPayload:
     ctx = info.context
     try:
-        outcome = await ingest.add_user_properties(ctx.db, environment_id=ctx.environment_id,
-                                                   items=[_properties_item(u) for u in users])
+        outcome = await ingest.add_user_properties(
+            ctx.db, environment_id=ctx.environment_id, items=[_properties_item(u) for u in users]
+        )
     except UsertrailError as error:
         return _refused(error)
-    return TrackPayload(accepted=outcome.accepted, duplicates=0,
-                        errors=UserError.many(outcome.problems))
+    return TrackPayload(
+        accepted=outcome.accepted, duplicates=0, errors=UserError.many(outcome.problems)
+    )

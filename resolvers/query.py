@@ -39,17 +39,22 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     return None
 
 
-async def user(info: Info, user_id: str | None = None, identity: str | None = None
-               ) -> User | None:
+async def user(info: Info, user_id: str | None = None, identity: str | None = None) -> User | None:
     if (user_id is None) == (identity is None):
-        raise GraphQLError("give exactly one of `userId` or `identity`",
-                           extensions={"code": "BAD_USER_INPUT", "field": "userId"})
+        raise GraphQLError(
+            "give exactly one of `userId` or `identity`",
+            extensions={"code": "BAD_USER_INPUT", "field": "userId"},
+        )
     try:
-        key = (UserKey("user_id", str(limits.user_id(user_id))) if user_id is not None
-               else UserKey("identity", str(identity)))
+        key = (
+            UserKey("user_id", str(limits.user_id(user_id)))
+            if user_id is not None
+            else UserKey("identity", str(identity))
+        )
     except InvalidInput as error:
-        raise GraphQLError(error.message, extensions={"code": "BAD_USER_INPUT",
-                                                      "field": error.field}) from None
+        raise GraphQLError(
+            error.message, extensions={"code": "BAD_USER_INPUT", "field": error.field}
+        ) from None
     ctx = info.context
     async with ctx.db.read() as conn:
         found = await resolve_existing(conn, environment_id=ctx.environment_id, key=key)

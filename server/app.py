@@ -23,10 +23,12 @@ from services import environments
 class AppState:
     settings: Settings
     db: Database
-    default_environment_id: int
+    default_environment_id: int | None = None
 
-    def environment_for(self, request: Request | Any) -> int:
+    async def environment_for(self, request: Request | Any) -> int:
         """The environment a request acts in (dev mode: the `default` environment)."""
+        if self.default_environment_id is None:  # resolved lazily: the database may be down
+            self.default_environment_id = (await environments.ensure(self.db)).id
         return self.default_environment_id
 
 
@@ -34,8 +36,7 @@ async def healthz(request: Request) -> JSONResponse:
     db: Database = request.app.state.usertrail.db
     if await db.ping():
         return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "unavailable", "error": "database unreachable"},
-                        status_code=503)
+    return JSONResponse({"status": "unavailable", "error": "database unreachable"}, status_code=503)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -44,8 +45,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        default = await environments.ensure(db)
-        app.state.usertrail = AppState(settings, db, default.id)
+        app.state.usertrail = AppState(settings, db)
         try:
             yield
         finally:

@@ -11,8 +11,11 @@ from server.settings import Settings, is_loopback
 
 
 def _database_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", help="SQLAlchemy URL (default: $USERTRAIL_DATABASE_URL "
-                        "or sqlite+aiosqlite:///usertrail.db)")
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL (default: $USERTRAIL_DATABASE_URL "
+        "or sqlite+aiosqlite:///usertrail.db)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,8 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--dev", action="store_true", default=None,
-                       help="development mode: no API key, loopback only, readable errors")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: no API key, loopback only, readable errors",
+    )
     _database_flag(serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     _database_flag(migrate)
@@ -51,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"migrated {settings.database_url}")
         return 0
-    settings = settings.with_overrides(host=args.host, port=args.port, dev=args.dev,
-                                       workers=args.workers)
+    settings = settings.with_overrides(
+        host=args.host, port=args.port, dev=args.dev, workers=args.workers
+    )
     if settings.dev and not is_loopback(settings.host):
-        print(f"refusing to serve --dev on {settings.host}: dev mode has no API keys and "
-              "binds only to loopback (127.0.0.1, ::1, localhost)", file=sys.stderr)
+        print(
+            f"refusing to serve --dev on {settings.host}: dev mode has no API keys and "
+            "binds only to loopback (127.0.0.1, ::1, localhost)",
+            file=sys.stderr,
+        )
         return 2
     return serve(settings)
 
@@ -69,11 +80,19 @@ def serve(settings: Settings) -> int:
     upgrade(settings.database_url)
     os.environ.update(settings.as_env())
     if settings.dev:
-        print(f"Usertrail (dev mode) — GraphiQL at http://{settings.host}:{settings.port}/graphql",
-              flush=True)
-    uvicorn.run("server.app:create_app_from_env", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level="info",
-                timeout_graceful_shutdown=10)
+        print(
+            f"Usertrail (dev mode) — GraphiQL at http://{settings.host}:{settings.port}/graphql",
+            flush=True,
+        )
+    uvicorn.run(
+        "server.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

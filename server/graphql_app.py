@@ -17,7 +17,12 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | Any, response: Response | Any) -> Context:
         state = request.app.state.usertrail
-        environment_id = state.environment_for(request)
-        return Context(db=state.db, environment_id=environment_id, dev=state.settings.dev,
-                       loaders=Loaders(state.db, environment_id), request=request,
-                       response=response)
+        environment_id = await state.environment_for(request)
+        return Context(
+            db=state.db,
+            environment_id=environment_id,
+            dev=state.settings.dev,
+            loaders=Loaders(state.db, environment_id),
+            request=request,
+            response=response,
+        )

@@ -34,9 +34,13 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """These settings as USERTRAIL_* variables (for uvicorn worker processes)."""
-        return {"USERTRAIL_DATABASE_URL": self.database_url, "USERTRAIL_HOST": self.host,
-                "USERTRAIL_PORT": str(self.port), "USERTRAIL_DEV": "1" if self.dev else "0",
-                "USERTRAIL_WORKERS": str(self.workers)}
+        return {
+            "USERTRAIL_DATABASE_URL": self.database_url,
+            "USERTRAIL_HOST": self.host,
+            "USERTRAIL_PORT": str(self.port),
+            "USERTRAIL_DEV": "1" if self.dev else "0",
+            "USERTRAIL_WORKERS": str(self.workers),
+        }
 
 
 def is_loopback(host: str) -> bool:

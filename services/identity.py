@@ -43,8 +43,14 @@ class Identified:
     merged: bool
 
 
-async def resolve(conn: AsyncConnection, *, environment_id: int, keys: Iterable[UserKey],
-                  now_us: int, create: bool | set[UserKey] = True) -> dict[UserKey, int]:
+async def resolve(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    keys: Iterable[UserKey],
+    now_us: int,
+    create: bool | set[UserKey] = True,
+) -> dict[UserKey, int]:
     """The user each key routes to, creating users for unknown keys (all, or those in `create`).
 
     Locks the keys, then the users (see services/locks.py); re-reads the routes after the
@@ -63,26 +69,32 @@ async def resolve(conn: AsyncConnection, *, environment_id: int, keys: Iterable[
     return routes
 
 
-async def _routes(conn: AsyncConnection, environment_id: int,
-                  keys: set[UserKey]) -> dict[UserKey, int]:
+async def _routes(
+    conn: AsyncConnection, environment_id: int, keys: set[UserKey]
+) -> dict[UserKey, int]:
     if not keys:
         return {}
     routes: dict[UserKey, int] = {}
     pairs = [(k.kind, k.value) for k in keys]
     for chunk in chunks(pairs, 400):
-        rows = await conn.execute(select(A.c.kind, A.c.alias, A.c.user_id).where(
-            A.c.environment_id == environment_id, tuple_(A.c.kind, A.c.alias).in_(chunk)))
+        rows = await conn.execute(
+            select(A.c.kind, A.c.alias, A.c.user_id).where(
+                A.c.environment_id == environment_id, tuple_(A.c.kind, A.c.alias).in_(chunk)
+            )
+        )
         routes.update({UserKey(r.kind, r.alias): r.user_id for r in rows})
     plain = {int(k.value): k for k in keys if k.kind == "user_id" and k not in routes}
     for chunk in chunks(list(plain), 400):
-        rows = await conn.execute(select(U.c.user_id).where(U.c.environment_id == environment_id,
-                                                            U.c.user_id.in_(chunk)))
+        rows = await conn.execute(
+            select(U.c.user_id).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
+        )
         routes.update({plain[r.user_id]: r.user_id for r in rows})
     return routes
 
 
-async def _create_users(conn: AsyncConnection, environment_id: int, keys: set[UserKey],
-                        now_us: int) -> dict[UserKey, int]:
+async def _create_users(
+    conn: AsyncConnection, environment_id: int, keys: set[UserKey], now_us: int
+) -> dict[UserKey, int]:
     created: dict[UserKey, int] = {}
     for key in sorted(keys):
         user_id = int(key.value) if key.kind == "user_id" else random_user_id()
@@ -91,30 +103,47 @@ async def _create_users(conn: AsyncConnection, environment_id: int, keys: set[Us
                 break
             user_id = random_user_id()
         if key.kind != "user_id":
-            await conn.execute(insert(A).values(environment_id=environment_id, kind=key.kind,
-                                                alias=key.value, user_id=user_id))
+            await conn.execute(
+                insert(A).values(
+                    environment_id=environment_id, kind=key.kind, alias=key.value, user_id=user_id
+                )
+            )
             if key.kind == "identity":
-                await conn.execute(update(U).where(U.c.environment_id == environment_id,
-                                                   U.c.user_id == user_id)
-                                   .values(identity=key.value))
+                await conn.execute(
+                    update(U)
+                    .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
+                    .values(identity=key.value)
+                )
         created[key] = user_id
     return created
 
 
-async def _insert_user(conn: AsyncConnection, environment_id: int, user_id: int,
-                       now_us: int) -> bool:
-    exists = await conn.scalar(select(U.c.user_id).where(U.c.environment_id == environment_id,
-                                                         U.c.user_id == user_id))
+async def _insert_user(
+    conn: AsyncConnection, environment_id: int, user_id: int, now_us: int
+) -> bool:
+    exists = await conn.scalar(
+        select(U.c.user_id).where(U.c.environment_id == environment_id, U.c.user_id == user_id)
+    )
     if exists is not None:
         return False
-    await conn.execute(insert(U).values(
-        environment_id=environment_id, user_id=user_id, properties={}, autocaptured={},
-        first_seen_us=now_us, last_seen_us=now_us, created_us=now_us, has_events=False))
+    await conn.execute(
+        insert(U).values(
+            environment_id=environment_id,
+            user_id=user_id,
+            properties={},
+            autocaptured={},
+            first_seen_us=now_us,
+            last_seen_us=now_us,
+            created_us=now_us,
+            has_events=False,
+        )
+    )
     return True
 
 
-async def identify(conn: AsyncConnection, *, environment_id: int, user_id: int, identity: str,
-                   now_us: int) -> Identified:
+async def identify(
+    conn: AsyncConnection, *, environment_id: int, user_id: int, identity: str, now_us: int
+) -> Identified:
     """Give the (resolved, locked) user `user_id` an identity, merging it where SPEC §1 says."""
     user = await get(conn, environment_id=environment_id, user_id=user_id)
     if user is None:
@@ -122,140 +151,204 @@ async def identify(conn: AsyncConnection, *, environment_id: int, user_id: int, 
     if user.identity == identity:
         return Identified(user_id, merged=False)
     if user.identity is not None:
-        raise Conflict(f"user {user_id} is already identified as {user.identity!r}",
-                       field="identity", code="ALREADY_IDENTIFIED")
+        raise Conflict(
+            f"user {user_id} is already identified as {user.identity!r}",
+            field="identity",
+            code="ALREADY_IDENTIFIED",
+        )
     key = UserKey("identity", identity)
-    routes = await resolve(conn, environment_id=environment_id, keys=[key], now_us=now_us,
-                           create=False)
+    routes = await resolve(
+        conn, environment_id=environment_id, keys=[key], now_us=now_us, create=False
+    )
     owner = routes.get(key)
     if owner is None:
-        await conn.execute(insert(A).values(environment_id=environment_id, kind="identity",
-                                            alias=identity, user_id=user_id))
-        await conn.execute(update(U).where(U.c.environment_id == environment_id,
-                                           U.c.user_id == user_id).values(identity=identity))
+        await conn.execute(
+            insert(A).values(
+                environment_id=environment_id, kind="identity", alias=identity, user_id=user_id
+            )
+        )
+        await conn.execute(
+            update(U)
+            .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
+            .values(identity=identity)
+        )
         return Identified(user_id, merged=False)
     await merge(conn, environment_id=environment_id, source_id=user_id, target_id=owner)
     return Identified(owner, merged=True)
 
 
-async def merge(conn: AsyncConnection, *, environment_id: int, source_id: int,
-                target_id: int) -> None:
+async def merge(
+    conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int
+) -> None:
     """Move everything of the anonymous user `source_id` into `target_id` (both locked)."""
     source = await get(conn, environment_id=environment_id, user_id=source_id)
     target = await get(conn, environment_id=environment_id, user_id=target_id)
     assert source is not None and target is not None
     of_source = (S.c.environment_id == environment_id) & (S.c.user_id == source_id)
-    traits = {row["first_event_id"]: traits_of_row(row)
-              for row in (await conn.execute(select(S).where(of_source))).mappings()
-              if row["origin"] == "CLIENT"}
-    moved = [TimelineEvent(r.id, r.time_us, r.source, r.client_session_id, r.replay)
-             for r in await conn.execute(
-                 select(E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay)
-                 .where(E.c.environment_id == environment_id, E.c.user_id == source_id))]
+    traits = {
+        row["first_event_id"]: traits_of_row(row)
+        for row in (await conn.execute(select(S).where(of_source))).mappings()
+        if row["origin"] == "CLIENT"
+    }
+    moved = [
+        TimelineEvent(r.id, r.time_us, r.source, r.client_session_id, r.replay)
+        for r in await conn.execute(
+            select(E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay).where(
+                E.c.environment_id == environment_id, E.c.user_id == source_id
+            )
+        )
+    ]
     await conn.execute(delete(S).where(of_source))
     for table in (E, K, A):
-        await conn.execute(update(table).where(table.c.environment_id == environment_id,
-                                               table.c.user_id == source_id)
-                           .values(user_id=target_id))
-    await conn.execute(insert(A).values(environment_id=environment_id, kind="user_id",
-                                        alias=str(source_id), user_id=target_id))
-    if moved:
-        done = await resequence(conn, environment_id=environment_id, incoming={
-            target_id: [Incoming(e, None, traits.get(e.id)) for e in moved]})
         await conn.execute(
-            update(E).where(E.c.environment_id == environment_id, E.c.user_id == target_id,
-                            E.c.id == bindparam("b_id"))
+            update(table)
+            .where(table.c.environment_id == environment_id, table.c.user_id == source_id)
+            .values(user_id=target_id)
+        )
+    await conn.execute(
+        insert(A).values(
+            environment_id=environment_id, kind="user_id", alias=str(source_id), user_id=target_id
+        )
+    )
+    if moved:
+        done = await resequence(
+            conn,
+            environment_id=environment_id,
+            incoming={target_id: [Incoming(e, None, traits.get(e.id)) for e in moved]},
+        )
+        await conn.execute(
+            update(E)
+            .where(
+                E.c.environment_id == environment_id,
+                E.c.user_id == target_id,
+                E.c.id == bindparam("b_id"),
+            )
             .values(session_id=bindparam("b_session")),
-            [{"b_id": eid, "b_session": sid} for eid, sid in done.assignments.items()])
+            [{"b_id": eid, "b_session": sid} for eid, sid in done.assignments.items()],
+        )
     seen = [s for s in (source, target) if s.has_events] or [target]
-    await conn.execute(update(U).where(U.c.environment_id == environment_id,
-                                       U.c.user_id == target_id).values(
-        properties={**source.properties, **target.properties},
-        email=target.email or source.email,
-        first_seen_us=min(s.first_seen_us for s in seen),
-        last_seen_us=max(s.last_seen_us for s in seen),
-        has_events=source.has_events or target.has_events))
-    await conn.execute(delete(U).where(U.c.environment_id == environment_id,
-                                       U.c.user_id == source_id))
+    await conn.execute(
+        update(U)
+        .where(U.c.environment_id == environment_id, U.c.user_id == target_id)
+        .values(
+            properties={**source.properties, **target.properties},
+            email=target.email or source.email,
+            first_seen_us=min(s.first_seen_us for s in seen),
+            last_seen_us=max(s.last_seen_us for s in seen),
+            has_events=source.has_events or target.has_events,
+        )
+    )
+    await conn.execute(
+        delete(U).where(U.c.environment_id == environment_id, U.c.user_id == source_id)
+    )
     await refresh_initial_properties(conn, environment_id=environment_id, user_ids=[target_id])
 
 
 async def get(conn: AsyncConnection, *, environment_id: int, user_id: int) -> Any:
     """The user row, or None."""
-    result = await conn.execute(select(U).where(U.c.environment_id == environment_id,
-                                                U.c.user_id == user_id))
+    result = await conn.execute(
+        select(U).where(U.c.environment_id == environment_id, U.c.user_id == user_id)
+    )
     return result.first()
 
 
-async def note_activity(conn: AsyncConnection, *, environment_id: int,
-                        spans: Mapping[int, tuple[int, int]]) -> None:
+async def note_activity(
+    conn: AsyncConnection, *, environment_id: int, spans: Mapping[int, tuple[int, int]]
+) -> None:
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
     if not spans:
         return
     await conn.execute(
-        update(U).where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
+        update(U)
+        .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
         .values(
-            first_seen_us=case((U.c.has_events & (U.c.first_seen_us < bindparam("b_first")),
-                                U.c.first_seen_us), else_=bindparam("b_first")),
-            last_seen_us=case((U.c.has_events & (U.c.last_seen_us > bindparam("b_last")),
-                               U.c.last_seen_us), else_=bindparam("b_last")),
-            has_events=True),
-        [{"b_user": u, "b_first": lo, "b_last": hi} for u, (lo, hi) in spans.items()])
+            first_seen_us=case(
+                (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
+                else_=bindparam("b_first"),
+            ),
+            last_seen_us=case(
+                (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
+                else_=bindparam("b_last"),
+            ),
+            has_events=True,
+        ),
+        [{"b_user": u, "b_first": lo, "b_last": hi} for u, (lo, hi) in spans.items()],
+    )
 
 
-INITIAL_TRAITS = {"browser": "Initial Browser", "platform": "Initial Platform",
-                  "device_type": "Initial Device Type", "referrer": "Initial Referrer",
-                  "landing_page": "Initial Landing Page", "country": "Initial Country",
-                  "region": "Initial Region", "city": "Initial City"}
-INITIAL_UTM = {"source": "Initial UTM Source", "medium": "Initial UTM Medium",
-               "campaign": "Initial UTM Campaign", "term": "Initial UTM Term",
-               "content": "Initial UTM Content"}
+INITIAL_TRAITS = {
+    "browser": "Initial Browser",
+    "platform": "Initial Platform",
+    "device_type": "Initial Device Type",
+    "referrer": "Initial Referrer",
+    "landing_page": "Initial Landing Page",
+    "country": "Initial Country",
+    "region": "Initial Region",
+    "city": "Initial City",
+}
+INITIAL_UTM = {
+    "source": "Initial UTM Source",
+    "medium": "Initial UTM Medium",
+    "campaign": "Initial UTM Campaign",
+    "term": "Initial UTM Term",
+    "content": "Initial UTM Content",
+}
 
 
 def initial_properties(session: Mapping[str, Any] | None) -> dict[str, Any]:
     """The `Initial …` user properties of SPEC §7 from the user's earliest client session."""
     if session is None:
         return {}
-    found: dict[str, Any] = {name: session[column] for column, name in INITIAL_TRAITS.items()
-                             if session[column] is not None}
+    found: dict[str, Any] = {
+        name: session[column]
+        for column, name in INITIAL_TRAITS.items()
+        if session[column] is not None
+    }
     if "Initial Device Type" in found:
         found["Initial Device Type"] = found["Initial Device Type"].title()
     utm = session["utm"] or {}
     found |= {name: utm[key] for key, name in INITIAL_UTM.items() if utm.get(key)}
     landing_domain = split_url(session["landing_page"]).get("domain")
     found["Initial Marketing Channel"] = marketing_channel(
-        referrer=session["referrer"], utm=utm, landing_domain=landing_domain)
+        referrer=session["referrer"], utm=utm, landing_domain=landing_domain
+    )
     return found
 
 
-async def refresh_initial_properties(conn: AsyncConnection, *, environment_id: int,
-                                     user_ids: Iterable[int]) -> None:
+async def refresh_initial_properties(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Iterable[int]
+) -> None:
     """Recompute the `Initial …` properties of users whose earliest session may have changed."""
     users = sorted(set(user_ids))
     for chunk in chunks(users, 400):
         earliest = (
             select(S, _row_number(S).label("rank"))
-            .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk),
-                   S.c.origin == "CLIENT")
-            .subquery())
+            .where(
+                S.c.environment_id == environment_id, S.c.user_id.in_(chunk), S.c.origin == "CLIENT"
+            )
+            .subquery()
+        )
         rows = await conn.execute(select(earliest).where(earliest.c.rank == 1))
         by_user = {row["user_id"]: row for row in rows.mappings()}
         await conn.execute(
-            update(U).where(U.c.environment_id == environment_id,
-                            U.c.user_id == bindparam("b_user"))
+            update(U)
+            .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
             .values(autocaptured=bindparam("b_props")),
-            [{"b_user": u, "b_props": initial_properties(by_user.get(u))} for u in chunk])
+            [{"b_user": u, "b_props": initial_properties(by_user.get(u))} for u in chunk],
+        )
 
 
 def _row_number(table: Any) -> Any:
     from sqlalchemy import func
 
-    return func.row_number().over(partition_by=table.c.user_id,
-                                  order_by=(table.c.start_us, table.c.id))
+    return func.row_number().over(
+        partition_by=table.c.user_id, order_by=(table.c.start_us, table.c.id)
+    )
 
 
-async def set_properties(conn: AsyncConnection, *, environment_id: int, user_id: int,
-                         properties: Mapping[str, Any]) -> None:
+async def set_properties(
+    conn: AsyncConnection, *, environment_id: int, user_id: int, properties: Mapping[str, Any]
+) -> None:
     """Overwrite the given properties of a (resolved, locked) user; `email` sets Email."""
     user = await get(conn, environment_id=environment_id, user_id=user_id)
     assert user is not None
@@ -266,12 +359,15 @@ async def set_properties(conn: AsyncConnection, *, environment_id: int, user_id:
             email = str(value)
         else:
             custom[key] = value
-    await conn.execute(update(U).where(U.c.environment_id == environment_id,
-                                       U.c.user_id == user_id)
-                       .values(properties=custom, email=email))
+    await conn.execute(
+        update(U)
+        .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
+        .values(properties=custom, email=email)
+    )
 
 
-async def resolve_existing(conn: AsyncConnection, *, environment_id: int,
-                           key: UserKey) -> int | None:
+async def resolve_existing(
+    conn: AsyncConnection, *, environment_id: int, key: UserKey
+) -> int | None:
     """The user a key routes to, without locking or creating anything (for reads)."""
     return (await _routes(conn, environment_id, {key})).get(key)

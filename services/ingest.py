@@ -78,8 +78,7 @@ class _Valid:
     traits: SessionTraits | None
 
 
-def _user_key(item: TrackItem | UserPropertiesItem, *, client: bool
-              ) -> tuple[UserKey, str | None]:
+def _user_key(item: TrackItem | UserPropertiesItem, *, client: bool) -> tuple[UserKey, str | None]:
     """The key that names the item's user, and an identity to identify it with, if any."""
     if item.anonymous_id is not None:
         who = limits.short_text(item.anonymous_id, "anonymousId", "INVALID_ANONYMOUS_ID", 1024)
@@ -88,10 +87,13 @@ def _user_key(item: TrackItem | UserPropertiesItem, *, client: bool
     has_id, has_identity = item.user_id is not None, item.identity is not None
     if has_id and has_identity:
         if not client:
-            raise InvalidInput("give exactly one of userId or identity", field="identity",
-                               code="AMBIGUOUS_USER")
-        return (UserKey("user_id", str(limits.user_id(item.user_id))),
-                limits.identity(item.identity))
+            raise InvalidInput(
+                "give exactly one of userId or identity", field="identity", code="AMBIGUOUS_USER"
+            )
+        return (
+            UserKey("user_id", str(limits.user_id(item.user_id))),
+            limits.identity(item.identity),
+        )
     if has_id:
         return UserKey("user_id", str(limits.user_id(item.user_id))), None
     if has_identity:
@@ -99,26 +101,34 @@ def _user_key(item: TrackItem | UserPropertiesItem, *, client: bool
     raise InvalidInput("give userId or identity", field="userId", code="MISSING_USER")
 
 
-def _validate_event(item: TrackItem, index: int, environment_id: int,
-                    received_us: int) -> _Valid:
+def _validate_event(item: TrackItem, index: int, environment_id: int, received_us: int) -> _Valid:
     source = limits.source(item.source if item.source is not None else "SERVER")
     key, identify_as = _user_key(item, client=source != "SERVER")
     properties = limits.properties(item.properties)
     context = limits.context(item.context)
     _autocapture_url(properties, context)
-    session_id = (limits.short_text(item.session_id, "sessionId", "INVALID_SESSION_ID")
-                  if item.session_id is not None else None)
-    idempotency_key = (limits.short_text(item.idempotency_key, "idempotencyKey",
-                                         "INVALID_IDEMPOTENCY_KEY")
-                       if item.idempotency_key is not None else None)
+    session_id = (
+        limits.short_text(item.session_id, "sessionId", "INVALID_SESSION_ID")
+        if item.session_id is not None
+        else None
+    )
+    idempotency_key = (
+        limits.short_text(item.idempotency_key, "idempotencyKey", "INVALID_IDEMPOTENCY_KEY")
+        if item.idempotency_key is not None
+        else None
+    )
     row = {
-        "environment_id": environment_id, "id": row_ids.next(),
+        "environment_id": environment_id,
+        "id": row_ids.next(),
         "type": limits.event_name(item.event),
         "time_us": limits.timestamp(item.timestamp, received_us=received_us),
-        "source": source, "client_session_id": session_id if source != "SERVER" else None,
-        "properties": properties, "context": context,
+        "source": source,
+        "client_session_id": session_id if source != "SERVER" else None,
+        "properties": properties,
+        "context": context,
         "replay": context.get("replay") is True or properties.get("replay") is True,
-        "received_us": received_us, "idempotency_key": idempotency_key,
+        "received_us": received_us,
+        "idempotency_key": idempotency_key,
     }
     traits = session_traits(source, properties, context) if source != "SERVER" else None
     return _Valid(index, key, identify_as, row, traits)
@@ -133,8 +143,14 @@ def _autocapture_url(properties: dict[str, Any], context: Mapping[str, Any]) -> 
             properties.setdefault(name, context[name])
 
 
-async def track(db: Database, *, environment_id: int, items: Sequence[TrackItem],
-                received_us: int | None = None, field_name: str = "events") -> Outcome:
+async def track(
+    db: Database,
+    *,
+    environment_id: int,
+    items: Sequence[TrackItem],
+    received_us: int | None = None,
+    field_name: str = "events",
+) -> Outcome:
     """Store a batch of events: valid items in one transaction, problems reported per index."""
     limits.batch_size(len(items), field_name)
     received = received_us if received_us is not None else now_us()
@@ -163,23 +179,37 @@ async def track(db: Database, *, environment_id: int, items: Sequence[TrackItem]
         return outcome
 
     outcome = await db.write(work) if unique else Outcome(duplicates=repeated, problems=problems)
-    outcome.problems.sort(key=lambda p: (p.index if p.index is not None else -1))
+    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     return outcome
 
 
-async def _store_events(conn: AsyncConnection, environment_id: int, items: list[_Valid],
-                        received_us: int, outcome: Outcome) -> None:
+async def _store_events(
+    conn: AsyncConnection,
+    environment_id: int,
+    items: list[_Valid],
+    received_us: int,
+    outcome: Outcome,
+) -> None:
     identify_keys = {UserKey("identity", i.identify_as) for i in items if i.identify_as}
     keys = {i.key for i in items}
-    routes = await identities.resolve(conn, environment_id=environment_id,
-                                      keys=keys | identify_keys, now_us=received_us, create=keys)
+    routes = await identities.resolve(
+        conn,
+        environment_id=environment_id,
+        keys=keys | identify_keys,
+        now_us=received_us,
+        create=keys,
+    )
     for item in items:
         if item.identify_as is None:
             continue
         try:
-            done = await identities.identify(conn, environment_id=environment_id,
-                                             user_id=routes[item.key], identity=item.identify_as,
-                                             now_us=received_us)
+            done = await identities.identify(
+                conn,
+                environment_id=environment_id,
+                user_id=routes[item.key],
+                identity=item.identify_as,
+                now_us=received_us,
+            )
         except UsertrailError as error:
             outcome.problems.append(error.problem.at(item.index))
             continue
@@ -194,29 +224,54 @@ async def _store_events(conn: AsyncConnection, environment_id: int, items: list[
     if not by_user:
         return
     before = await _seen_before(conn, environment_id, list(by_user))
-    done = await resequence(conn, environment_id=environment_id, incoming={
-        user: [Incoming(TimelineEvent(i.row["id"], i.row["time_us"], i.row["source"],
-                                      i.row["client_session_id"], i.row["replay"]),
-                        None, i.traits) for i in group]
-        for user, group in by_user.items()})
+    done = await resequence(
+        conn,
+        environment_id=environment_id,
+        incoming={
+            user: [
+                Incoming(
+                    TimelineEvent(
+                        i.row["id"],
+                        i.row["time_us"],
+                        i.row["source"],
+                        i.row["client_session_id"],
+                        i.row["replay"],
+                    ),
+                    None,
+                    i.traits,
+                )
+                for i in group
+            ]
+            for user, group in by_user.items()
+        },
+    )
     for item in items:
         item.row["session_id"] = done.assignments[item.row["id"]]
     await conn.execute(insert(E), [item.row for item in items])
-    spans = {user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
-             for user, group in by_user.items()}
+    spans = {
+        user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
+        for user, group in by_user.items()
+    }
     await identities.note_activity(conn, environment_id=environment_id, spans=spans)
-    stale = [user for user, (first_us, had_events) in before.items()
-             if not had_events or done.window_start[user] <= first_us]
-    await identities.refresh_initial_properties(conn, environment_id=environment_id,
-                                                user_ids=stale)
+    stale = [
+        user
+        for user, (first_us, had_events) in before.items()
+        if not had_events or done.window_start[user] <= first_us
+    ]
+    await identities.refresh_initial_properties(conn, environment_id=environment_id, user_ids=stale)
     outcome.accepted += len(items)
     for item in items:
         outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
 
 
-async def _drop_seen_keys(conn: AsyncConnection, environment_id: int, items: list[_Valid],
-                          routes: Mapping[UserKey, int], received_us: int,
-                          outcome: Outcome) -> list[_Valid]:
+async def _drop_seen_keys(
+    conn: AsyncConnection,
+    environment_id: int,
+    items: list[_Valid],
+    routes: Mapping[UserKey, int],
+    received_us: int,
+    outcome: Outcome,
+) -> list[_Valid]:
     """Record idempotency keys; items whose key was seen before count as duplicates."""
     keyed = [i for i in items if i.row["idempotency_key"] is not None]
     if not keyed:
@@ -224,30 +279,46 @@ async def _drop_seen_keys(conn: AsyncConnection, environment_id: int, items: lis
     fresh: set[str] = set()
     statement = insert_ignoring_duplicates(conn, K, ["environment_id", "key"]).returning(K.c.key)
     for chunk in chunks(keyed):
-        rows = [{"environment_id": environment_id, "key": i.row["idempotency_key"],
-                 "user_id": routes[i.key], "event_id": i.row["id"], "created_us": received_us}
-                for i in chunk]
+        rows = [
+            {
+                "environment_id": environment_id,
+                "key": i.row["idempotency_key"],
+                "user_id": routes[i.key],
+                "event_id": i.row["id"],
+                "created_us": received_us,
+            }
+            for i in chunk
+        ]
         fresh.update((await conn.execute(statement, rows)).scalars())
-    kept = [i for i in items if i.row["idempotency_key"] is None
-            or i.row["idempotency_key"] in fresh]
+    kept = [
+        i for i in items if i.row["idempotency_key"] is None or i.row["idempotency_key"] in fresh
+    ]
     outcome.duplicates += len(items) - len(kept)
     return kept
 
 
-async def _seen_before(conn: AsyncConnection, environment_id: int,
-                       user_ids: list[int]) -> dict[int, tuple[int, bool]]:
+async def _seen_before(
+    conn: AsyncConnection, environment_id: int, user_ids: list[int]
+) -> dict[int, tuple[int, bool]]:
     """(first_seen_us, has_events) of users before this batch."""
     found: dict[int, tuple[int, bool]] = {}
     for chunk in chunks(user_ids):
-        rows = await conn.execute(select(U.c.user_id, U.c.first_seen_us, U.c.has_events).where(
-            U.c.environment_id == environment_id, U.c.user_id.in_(chunk)))
+        rows = await conn.execute(
+            select(U.c.user_id, U.c.first_seen_us, U.c.has_events).where(
+                U.c.environment_id == environment_id, U.c.user_id.in_(chunk)
+            )
+        )
         found.update({r.user_id: (r.first_seen_us, r.has_events) for r in rows})
     return found
 
 
-async def add_user_properties(db: Database, *, environment_id: int,
-                              items: Sequence[UserPropertiesItem],
-                              field_name: str = "users") -> Outcome:
+async def add_user_properties(
+    db: Database,
+    *,
+    environment_id: int,
+    items: Sequence[UserPropertiesItem],
+    field_name: str = "users",
+) -> Outcome:
     """Overwrite user properties per key, creating users for unknown identities or ids."""
     limits.batch_size(len(items), field_name)
     received = now_us()
@@ -262,11 +333,13 @@ async def add_user_properties(db: Database, *, environment_id: int,
 
     async def work(conn: AsyncConnection) -> Outcome:
         outcome = Outcome(problems=list(problems))
-        routes = await identities.resolve(conn, environment_id=environment_id,
-                                          keys={key for _, key, _ in valid}, now_us=received)
+        routes = await identities.resolve(
+            conn, environment_id=environment_id, keys={key for _, key, _ in valid}, now_us=received
+        )
         for index, key, properties in valid:
-            await identities.set_properties(conn, environment_id=environment_id,
-                                            user_id=routes[key], properties=properties)
+            await identities.set_properties(
+                conn, environment_id=environment_id, user_id=routes[key], properties=properties
+            )
             outcome.users[index] = routes[key]
             outcome.accepted += 1
         return outcome
@@ -274,8 +347,9 @@ async def add_user_properties(db: Database, *, environment_id: int,
     return await db.write(work) if valid else Outcome(problems=problems)
 
 
-async def identify(db: Database, *, environment_id: int, user_id: Any, identity: Any,
-                   timestamp: Any = None) -> identities.Identified:
+async def identify(
+    db: Database, *, environment_id: int, user_id: Any, identity: Any, timestamp: Any = None
+) -> identities.Identified:
     """Attach an identity to an existing user, merging into the identity's user if it has one."""
     received = now_us()
     key = UserKey("user_id", str(limits.user_id(user_id)))
@@ -283,13 +357,19 @@ async def identify(db: Database, *, environment_id: int, user_id: Any, identity:
     limits.timestamp(timestamp, received_us=received)
 
     async def work(conn: AsyncConnection) -> identities.Identified:
-        routes = await identities.resolve(conn, environment_id=environment_id,
-                                          keys={key, UserKey("identity", who)},
-                                          now_us=received, create=False)
+        routes = await identities.resolve(
+            conn,
+            environment_id=environment_id,
+            keys={key, UserKey("identity", who)},
+            now_us=received,
+            create=False,
+        )
         if key not in routes:
-            raise InvalidInput(f"no user with userId {key.value}", field="userId",
-                               code="UNKNOWN_USER")
-        return await identities.identify(conn, environment_id=environment_id,
-                                         user_id=routes[key], identity=who, now_us=received)
+            raise InvalidInput(
+                f"no user with userId {key.value}", field="userId", code="UNKNOWN_USER"
+            )
+        return await identities.identify(
+            conn, environment_id=environment_id, user_id=routes[key], identity=who, now_us=received
+        )
 
     return await db.write(work)

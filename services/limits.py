@@ -29,11 +29,15 @@ LONG_VALUE_KEYS = {"hierarchy": MAX_HIERARCHY}
 def event_name(value: Any, field: str = "event") -> str:
     """An event name: a string of 1..1024 characters."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("event name must be a non-empty string", field=field,
-                           code="INVALID_EVENT_NAME")
+        raise InvalidInput(
+            "event name must be a non-empty string", field=field, code="INVALID_EVENT_NAME"
+        )
     if len(value) > MAX_NAME:
-        raise InvalidInput(f"event name is {len(value)} characters; the limit is {MAX_NAME}",
-                           field=field, code="EVENT_NAME_TOO_LONG")
+        raise InvalidInput(
+            f"event name is {len(value)} characters; the limit is {MAX_NAME}",
+            field=field,
+            code="EVENT_NAME_TOO_LONG",
+        )
     return value
 
 
@@ -43,8 +47,11 @@ def user_id(value: Any, field: str = "userId") -> int:
         raise InvalidInput("userId must be a numeric string", field=field, code="INVALID_USER_ID")
     text = str(value).strip()
     if not text.isascii() or not text.isdigit() or len(text) > 16 or int(text) > MAX_USER_ID:
-        raise InvalidInput(f"userId must be a whole number from 0 to {MAX_USER_ID}, got {text!r:.40}",
-                           field=field, code="INVALID_USER_ID")
+        raise InvalidInput(
+            f"userId must be a whole number from 0 to {MAX_USER_ID}, got {text!r:.40}",
+            field=field,
+            code="INVALID_USER_ID",
+        )
     return int(text)
 
 
@@ -55,10 +62,15 @@ def identity(value: Any, field: str = "identity") -> str:
     if value.strip().lower() in PLACEHOLDER_IDENTITIES:
         raise InvalidInput(
             f"identity {value!r} is a placeholder; it would merge unrelated people into one user",
-            field=field, code="INVALID_IDENTITY")
+            field=field,
+            code="INVALID_IDENTITY",
+        )
     if len(value) > MAX_IDENTITY:
-        raise InvalidInput(f"identity is {len(value)} characters; the limit is {MAX_IDENTITY}",
-                           field=field, code="INVALID_IDENTITY")
+        raise InvalidInput(
+            f"identity is {len(value)} characters; the limit is {MAX_IDENTITY}",
+            field=field,
+            code="INVALID_IDENTITY",
+        )
     return value
 
 
@@ -67,15 +79,17 @@ def short_text(value: Any, field: str, code: str, limit: int = MAX_SHORT) -> str
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{field} must be a non-empty string", field=field, code=code)
     if len(value) > limit:
-        raise InvalidInput(f"{field} is {len(value)} characters; the limit is {limit}",
-                           field=field, code=code)
+        raise InvalidInput(
+            f"{field} is {len(value)} characters; the limit is {limit}", field=field, code=code
+        )
     return value
 
 
 def source(value: Any, field: str = "source") -> str:
     if value not in SOURCES:
-        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}", field=field,
-                           code="INVALID_SOURCE")
+        raise InvalidInput(
+            f"source must be one of {', '.join(SOURCES)}", field=field, code="INVALID_SOURCE"
+        )
     return str(value)
 
 
@@ -91,22 +105,29 @@ def timestamp(value: Any, *, received_us: int, field: str = "timestamp") -> int:
         try:
             micros = to_micros(datetime.fromisoformat(value.strip()))
         except (ValueError, OverflowError):
-            raise InvalidInput(f"timestamp {value!r:.60} is not ISO 8601", field=field,
-                               code="INVALID_TIMESTAMP") from None
+            raise InvalidInput(
+                f"timestamp {value!r:.60} is not ISO 8601", field=field, code="INVALID_TIMESTAMP"
+            ) from None
     else:
-        raise InvalidInput("timestamp must be an ISO 8601 string", field=field,
-                           code="INVALID_TIMESTAMP")
+        raise InvalidInput(
+            "timestamp must be an ISO 8601 string", field=field, code="INVALID_TIMESTAMP"
+        )
     if micros < EARLIEST_US:
-        raise InvalidInput("timestamp is before 2000-01-01", field=field,
-                           code="INVALID_TIMESTAMP")
+        raise InvalidInput("timestamp is before 2000-01-01", field=field, code="INVALID_TIMESTAMP")
     if micros > received_us + DAY_US:
-        raise InvalidInput("timestamp is more than a day in the future", field=field,
-                           code="INVALID_TIMESTAMP")
+        raise InvalidInput(
+            "timestamp is more than a day in the future", field=field, code="INVALID_TIMESTAMP"
+        )
     return micros
 
 
-def properties(value: Any, *, field: str = "properties", value_limit: int = MAX_VALUE,
-               reserved: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+def properties(
+    value: Any,
+    *,
+    field: str = "properties",
+    value_limit: int = MAX_VALUE,
+    reserved: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, Any]:
     """Flat properties: string keys; string, number or boolean values; arrays joined with '||'.
 
     Null values are dropped (as Heap does); nested objects are refused.
@@ -114,20 +135,28 @@ def properties(value: Any, *, field: str = "properties", value_limit: int = MAX_
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidInput("properties must be an object", field=field,
-                           code="INVALID_PROPERTIES")
+        raise InvalidInput("properties must be an object", field=field, code="INVALID_PROPERTIES")
     clean: dict[str, Any] = {}
     for key, item in value.items():
         where = f"{field}.{key}" if isinstance(key, str) else field
         if not isinstance(key, str) or not key:
-            raise InvalidInput("property names must be non-empty strings", field=where,
-                               code="INVALID_PROPERTY_NAME")
+            raise InvalidInput(
+                "property names must be non-empty strings",
+                field=where,
+                code="INVALID_PROPERTY_NAME",
+            )
         if len(key) > MAX_KEY:
-            raise InvalidInput(f"property name is {len(key)} characters; the limit is {MAX_KEY}",
-                               field=f"{field}.{key[:40]}…", code="PROPERTY_NAME_TOO_LONG")
+            raise InvalidInput(
+                f"property name is {len(key)} characters; the limit is {MAX_KEY}",
+                field=f"{field}.{key[:40]}…",
+                code="PROPERTY_NAME_TOO_LONG",
+            )
         if key.lower() in reserved:
-            raise InvalidInput(f"property {key!r} is reserved; use the {key} argument instead",
-                               field=where, code="RESERVED_PROPERTY")
+            raise InvalidInput(
+                f"property {key!r} is reserved; use the {key} argument instead",
+                field=where,
+                code="RESERVED_PROPERTY",
+            )
         if item is None:
             continue
         clean[key] = _scalar(item, where, LONG_VALUE_KEYS.get(key, value_limit))
@@ -146,16 +175,21 @@ def _scalar(item: Any, where: str, limit: int) -> Any:
         return item
     if isinstance(item, float):
         if not math.isfinite(item):
-            raise InvalidInput("numbers must be finite", field=where,
-                               code="INVALID_PROPERTY_VALUE")
+            raise InvalidInput("numbers must be finite", field=where, code="INVALID_PROPERTY_VALUE")
         return item
     if isinstance(item, str):
         if len(item) > limit:
-            raise InvalidInput(f"value is {len(item)} characters; the limit is {limit}",
-                               field=where, code="PROPERTY_TOO_LONG")
+            raise InvalidInput(
+                f"value is {len(item)} characters; the limit is {limit}",
+                field=where,
+                code="PROPERTY_TOO_LONG",
+            )
         return item
-    raise InvalidInput("values must be strings, numbers, booleans or arrays of them",
-                       field=where, code="INVALID_PROPERTY_VALUE")
+    raise InvalidInput(
+        "values must be strings, numbers, booleans or arrays of them",
+        field=where,
+        code="INVALID_PROPERTY_VALUE",
+    )
 
 
 def _text(part: Any) -> str:
@@ -169,8 +203,16 @@ def user_properties(value: Any, field: str = "properties") -> dict[str, Any]:
     return properties(value, field=field, value_limit=MAX_USER_VALUE, reserved=RESERVED_USER_KEYS)
 
 
-CONTEXT_TEXT_KEYS = ("userAgent", "ip", "url", "referrer", "title", "library", "appName",
-                     "appVersion")
+CONTEXT_TEXT_KEYS = (
+    "userAgent",
+    "ip",
+    "url",
+    "referrer",
+    "title",
+    "library",
+    "appName",
+    "appVersion",
+)
 
 
 def context(value: Any, field: str = "context") -> dict[str, Any]:
@@ -185,21 +227,24 @@ def context(value: Any, field: str = "context") -> dict[str, Any]:
         if item is None:
             continue
         if not isinstance(item, str) or len(item) > MAX_CONTEXT_VALUE:
-            raise InvalidInput(f"{key} must be a string of at most {MAX_CONTEXT_VALUE} characters",
-                               field=f"{field}.{key}", code="INVALID_CONTEXT")
+            raise InvalidInput(
+                f"{key} must be a string of at most {MAX_CONTEXT_VALUE} characters",
+                field=f"{field}.{key}",
+                code="INVALID_CONTEXT",
+            )
         clean[key] = item
     for key in ("screenWidth", "screenHeight"):
         item = value.get(key)
         if item is None:
             continue
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 1_000_000:
-            raise InvalidInput(f"{key} must be a positive integer", field=f"{field}.{key}",
-                               code="INVALID_CONTEXT")
+            raise InvalidInput(
+                f"{key} must be a positive integer", field=f"{field}.{key}", code="INVALID_CONTEXT"
+            )
         clean[key] = item
     location = value.get("location")
     if location is not None:
-        clean["location"] = properties(location, field=f"{field}.location",
-                                       value_limit=MAX_SHORT)
+        clean["location"] = properties(location, field=f"{field}.location", value_limit=MAX_SHORT)
     if value.get("replay") is True:
         clean["replay"] = True
     return clean
@@ -207,5 +252,8 @@ def context(value: Any, field: str = "context") -> dict[str, Any]:
 
 def batch_size(count: int, field: str) -> None:
     if count > MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {MAX_BATCH} items; this one has {count}",
-                           field=field, code="BATCH_TOO_LARGE")
+        raise InvalidInput(
+            f"a batch holds at most {MAX_BATCH} items; this one has {count}",
+            field=field,
+            code="BATCH_TOO_LARGE",
+        )

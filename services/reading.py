@@ -21,102 +21,149 @@ S = Session.__table__
 E = Event.__table__
 
 
-async def users_by_id(conn: AsyncConnection, *, environment_id: int,
-                      user_ids: Sequence[int]) -> dict[int, Any]:
+async def users_by_id(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int]
+) -> dict[int, Any]:
     found: dict[int, Any] = {}
     for chunk in chunks(list(set(user_ids))):
-        rows = await conn.execute(select(U).where(U.c.environment_id == environment_id,
-                                                  U.c.user_id.in_(chunk)))
+        rows = await conn.execute(
+            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
+        )
         found.update({row.user_id: row for row in rows})
     return found
 
 
-async def session_stats(conn: AsyncConnection, *, environment_id: int,
-                        user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+async def session_stats(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
     """(session count, event count) per user."""
     found: dict[int, tuple[int, int]] = {}
     for chunk in chunks(list(set(user_ids))):
         rows = await conn.execute(
             select(S.c.user_id, func.count(), func.sum(S.c.event_count))
             .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk))
-            .group_by(S.c.user_id))
+            .group_by(S.c.user_id)
+        )
         found.update({user: (count, int(events or 0)) for user, count, events in rows})
     return found
 
 
-async def sessions_by_id(conn: AsyncConnection, *, environment_id: int,
-                         keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Any]:
+async def sessions_by_id(
+    conn: AsyncConnection, *, environment_id: int, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
     """Session rows by (user id, session id)."""
     found: dict[tuple[int, int], Any] = {}
     for chunk in chunks(list(set(keys))):
-        rows = await conn.execute(select(S).where(S.c.environment_id == environment_id,
-                                                  tuple_(S.c.user_id, S.c.id).in_(chunk)))
+        rows = await conn.execute(
+            select(S).where(
+                S.c.environment_id == environment_id, tuple_(S.c.user_id, S.c.id).in_(chunk)
+            )
+        )
         found.update({(row.user_id, row.id): row for row in rows})
     return found
 
 
-async def events_by_id(conn: AsyncConnection, *, environment_id: int,
-                       keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Any]:
+async def events_by_id(
+    conn: AsyncConnection, *, environment_id: int, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
     """Event rows by (user id, event id)."""
     found: dict[tuple[int, int], Any] = {}
     for chunk in chunks(list(set(keys))):
-        rows = await conn.execute(select(E).where(E.c.environment_id == environment_id,
-                                                  tuple_(E.c.user_id, E.c.id).in_(chunk)))
+        rows = await conn.execute(
+            select(E).where(
+                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(chunk)
+            )
+        )
         found.update({(row.user_id, row.id): row for row in rows})
     return found
 
 
-async def edge_sessions(conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int],
-                        last: bool) -> dict[int, Any]:
+async def edge_sessions(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int], last: bool
+) -> dict[int, Any]:
     """Each user's first (or last) session."""
     order = (S.c.start_us.desc(), S.c.id.desc()) if last else (S.c.start_us, S.c.id)
     found: dict[int, Any] = {}
     for chunk in chunks(list(set(user_ids))):
-        ranked = select(S, func.row_number().over(partition_by=S.c.user_id, order_by=order)
-                        .label("rank")).where(S.c.environment_id == environment_id,
-                                              S.c.user_id.in_(chunk)).subquery()
-        rows = await conn.execute(select(*[ranked.c[c.name] for c in S.c])
-                                  .where(ranked.c.rank == 1))
+        ranked = (
+            select(
+                S, func.row_number().over(partition_by=S.c.user_id, order_by=order).label("rank")
+            )
+            .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk))
+            .subquery()
+        )
+        rows = await conn.execute(
+            select(*[ranked.c[c.name] for c in S.c]).where(ranked.c.rank == 1)
+        )
         found.update({row.user_id: row for row in rows})
     return found
 
 
-async def session_pages(conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int],
-                        limit: int, before: tuple[int, int] | None
-                        ) -> dict[int, list[Any]]:
+async def session_pages(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    user_ids: Sequence[int],
+    limit: int,
+    before: tuple[int, int] | None,
+) -> dict[int, list[Any]]:
     """Up to `limit` sessions per user, newest first, strictly older than `before` (start, id)."""
     conditions = [S.c.environment_id == environment_id]
     if before is not None:
         conditions.append(tuple_(S.c.start_us, S.c.id) < tuple_(*before))
-    return await _ranked_pages(conn, S, S.c.user_id, user_ids, conditions,
-                               (S.c.start_us.desc(), S.c.id.desc()), limit)
+    return await _ranked_pages(
+        conn, S, S.c.user_id, user_ids, conditions, (S.c.start_us.desc(), S.c.id.desc()), limit
+    )
 
 
-async def event_pages(conn: AsyncConnection, *, environment_id: int,
-                      sessions: Sequence[tuple[int, int]], limit: int,
-                      after: tuple[int, int] | None) -> dict[tuple[int, int], list[Any]]:
+async def event_pages(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    sessions: Sequence[tuple[int, int]],
+    limit: int,
+    after: tuple[int, int] | None,
+) -> dict[tuple[int, int], list[Any]]:
     """Up to `limit` events per (user, session), oldest first, strictly after `after` (time, id)."""
     conditions = [E.c.environment_id == environment_id]
     if after is not None:
         conditions.append(tuple_(E.c.time_us, E.c.id) > tuple_(*after))
-    pages = await _ranked_pages(conn, E, tuple_(E.c.user_id, E.c.session_id), sessions,
-                                conditions, (E.c.time_us, E.c.id), limit)
+    pages = await _ranked_pages(
+        conn,
+        E,
+        tuple_(E.c.user_id, E.c.session_id),
+        sessions,
+        conditions,
+        (E.c.time_us, E.c.id),
+        limit,
+    )
     return pages
 
 
-async def _ranked_pages(conn: AsyncConnection, table: Any, key: Any, keys: Sequence[Any],
-                        conditions: list[Any], order: tuple[Any, ...], limit: int
-                        ) -> dict[Any, list[Any]]:
+async def _ranked_pages(
+    conn: AsyncConnection,
+    table: Any,
+    key: Any,
+    keys: Sequence[Any],
+    conditions: list[Any],
+    order: tuple[Any, ...],
+    limit: int,
+) -> dict[Any, list[Any]]:
     pages: dict[Any, list[Any]] = defaultdict(list)
     partition = list(key.clauses) if hasattr(key, "clauses") else [key]
     for chunk in chunks(list(set(keys))):
-        ranked = (select(table, func.row_number().over(partition_by=partition, order_by=order)
-                         .label("rank"))
-                  .where(*conditions, key.in_(chunk)).subquery())
-        rows = await conn.execute(select(*[ranked.c[c.name] for c in table.c])
-                                  .where(ranked.c.rank <= limit)
-                                  .order_by(*[ranked.c[c.name] for c in partition],
-                                            ranked.c.rank))
+        ranked = (
+            select(
+                table, func.row_number().over(partition_by=partition, order_by=order).label("rank")
+            )
+            .where(*conditions, key.in_(chunk))
+            .subquery()
+        )
+        rows = await conn.execute(
+            select(*[ranked.c[c.name] for c in table.c])
+            .where(ranked.c.rank <= limit)
+            .order_by(*[ranked.c[c.name] for c in partition], ranked.c.rank)
+        )
         for row in rows:
             group = tuple(getattr(row, c.name) for c in partition)
             pages[group if len(group) > 1 else group[0]].append(row)

@@ -237,8 +237,7 @@ class _Compound:
         if self.attributes and not all(test.matches(element) for test in self.attributes):
             return False
         return not (
-            self.negations
-            and any(negation.matches(elements, index) for negation in self.negations)
+            self.negations and any(negation.matches(elements, index) for negation in self.negations)
         )
 
 

@@ -102,8 +102,9 @@ def _client_sessions(events: Iterable[TimelineEvent]) -> list[PlannedSession]:
         else:
             session = open_by_source.get(event.source)
             if session is None or event.time_us - session.events[-1].time_us >= timeout:
-                session = open_by_source[event.source] = PlannedSession("CLIENT", event.source,
-                                                                        None)
+                session = open_by_source[event.source] = PlannedSession(
+                    "CLIENT", event.source, None
+                )
                 sessions.append(session)
         session.events.append(event)
         session.active_until_us = event.time_us + timeout
@@ -111,8 +112,9 @@ def _client_sessions(events: Iterable[TimelineEvent]) -> list[PlannedSession]:
     return sessions
 
 
-def _attach_server_events(client: list[PlannedSession],
-                          server_events: list[TimelineEvent]) -> list[TimelineEvent]:
+def _attach_server_events(
+    client: list[PlannedSession], server_events: list[TimelineEvent]
+) -> list[TimelineEvent]:
     """Put each server event in the latest-started client session whose window holds it."""
     starts = [s.events[0].order for s in client]
     # reach[i]: the furthest window end among client[0..i], to stop the backward scan early.
@@ -138,8 +140,9 @@ def _server_only_sessions(unassigned: list[TimelineEvent]) -> list[PlannedSessio
     current: PlannedSession | None = None
     for event in unassigned:  # oldest first
         if current is None or event.time_us >= current.active_until_us:
-            current = PlannedSession("SERVER", "SERVER", None, [],
-                                     event.time_us + SERVER_SESSION_US)
+            current = PlannedSession(
+                "SERVER", "SERVER", None, [], event.time_us + SERVER_SESSION_US
+            )
             sessions.append(current)
         current.events.append(event)
     return sessions

@@ -37,8 +37,15 @@ E = Event.__table__
 LOOKBEHIND_US = 6 * 3600 * 1_000_000
 MAX_IN = 500  # bound IN lists well under every driver's parameter limit
 
-LIGHT_EVENT_COLUMNS = (E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay,
-                       E.c.session_id, E.c.user_id)
+LIGHT_EVENT_COLUMNS = (
+    E.c.id,
+    E.c.time_us,
+    E.c.source,
+    E.c.client_session_id,
+    E.c.replay,
+    E.c.session_id,
+    E.c.user_id,
+)
 
 
 @dataclass(slots=True)
@@ -72,8 +79,9 @@ class Resequenced:
     window_start: dict[int, int] = field(default_factory=dict)  # user id -> L
 
 
-async def resequence(conn: AsyncConnection, *, environment_id: int,
-                     incoming: Mapping[int, Iterable[Incoming]]) -> Resequenced:
+async def resequence(
+    conn: AsyncConnection, *, environment_id: int, incoming: Mapping[int, Iterable[Incoming]]
+) -> Resequenced:
     """Recompute the sessions around `incoming` events (by user id) and store the difference."""
     timelines = {
         user_id: _Timeline(user_id, {item.event.id: item for item in items})
@@ -96,21 +104,34 @@ async def resequence(conn: AsyncConnection, *, environment_id: int,
     return result
 
 
-async def _load_key_sessions(conn: AsyncConnection, environment_id: int,
-                             timelines: Iterable[_Timeline]) -> None:
-    keys = {(t.user_id, *item.event.client_key): t for t in timelines
-            for item in t.incoming.values() if item.event.client_key is not None}
+async def _load_key_sessions(
+    conn: AsyncConnection, environment_id: int, timelines: Iterable[_Timeline]
+) -> None:
+    keys = {
+        (t.user_id, *item.event.client_key): t
+        for t in timelines
+        for item in t.incoming.values()
+        if item.event.client_key is not None
+    }
     for chunk in chunks(list(keys), MAX_IN):
-        rows = await conn.execute(select(S).where(
-            S.c.environment_id == environment_id,
-            tuple_(S.c.user_id, S.c.source, S.c.client_session_id).in_(chunk)))
+        rows = await conn.execute(
+            select(S).where(
+                S.c.environment_id == environment_id,
+                tuple_(S.c.user_id, S.c.source, S.c.client_session_id).in_(chunk),
+            )
+        )
         for row in rows.mappings():
-            keys[(row["user_id"], row["source"], row["client_session_id"])].sessions[row["id"]] = row
+            keys[(row["user_id"], row["source"], row["client_session_id"])].sessions[row["id"]] = (
+                row
+            )
 
 
-async def _load_sessions_after(conn: AsyncConnection, environment_id: int,
-                               timelines: Iterable[_Timeline], above: dict[int, int] | None
-                               ) -> None:
+async def _load_sessions_after(
+    conn: AsyncConnection,
+    environment_id: int,
+    timelines: Iterable[_Timeline],
+    above: dict[int, int] | None,
+) -> None:
     """Load sessions with active_until > loaded_after (and <= above[user], when given)."""
     conditions = []
     for t in timelines:
@@ -119,23 +140,28 @@ async def _load_sessions_after(conn: AsyncConnection, environment_id: int,
             condition = and_(condition, S.c.active_until_us <= above[t.user_id])
         conditions.append(condition)
     for chunk in chunks(conditions, MAX_IN // 2):
-        rows = await conn.execute(select(S).where(S.c.environment_id == environment_id,
-                                                  or_(*chunk)))
+        rows = await conn.execute(
+            select(S).where(S.c.environment_id == environment_id, or_(*chunk))
+        )
         by_user = {t.user_id: t for t in timelines}
         for row in rows.mappings():
             by_user[row["user_id"]].sessions[row["id"]] = row
 
 
-async def _walk_left(conn: AsyncConnection, environment_id: int,
-                     timelines: dict[int, _Timeline]) -> None:
+async def _walk_left(
+    conn: AsyncConnection, environment_id: int, timelines: dict[int, _Timeline]
+) -> None:
     pending = list(timelines.values())
     while pending:
         reload: list[_Timeline] = []
         previous_bounds: dict[int, int] = {}
         for t in pending:
             while True:
-                straddling = [s["start_us"] for s in t.sessions.values()
-                              if s["start_us"] < t.left < s["active_until_us"]]
+                straddling = [
+                    s["start_us"]
+                    for s in t.sessions.values()
+                    if s["start_us"] < t.left < s["active_until_us"]
+                ]
                 if not straddling:
                     break
                 t.left = min(straddling)
@@ -148,34 +174,46 @@ async def _walk_left(conn: AsyncConnection, environment_id: int,
         pending = reload
 
 
-async def _grow_windows(conn: AsyncConnection, environment_id: int,
-                        timelines: dict[int, _Timeline]) -> None:
+async def _grow_windows(
+    conn: AsyncConnection, environment_id: int, timelines: dict[int, _Timeline]
+) -> None:
     for t in timelines.values():
         right = max(item.event.time_us for item in t.incoming.values())
         keys = {item.event.client_key for item in t.incoming.values()}
-        t.window = {sid for sid, s in t.sessions.items()
-                    if t.left <= s["start_us"] <= right
-                    or (s["source"], s["client_session_id"]) in keys}
+        t.window = {
+            sid
+            for sid, s in t.sessions.items()
+            if t.left <= s["start_us"] <= right or (s["source"], s["client_session_id"]) in keys
+        }
     pending = list(timelines.values())
     while pending:
         await _load_window_events(conn, environment_id, pending)
         grown: list[_Timeline] = []
         for t in pending:
             timeline = [event for event, _ in t.events.values()]
-            timeline += [item.event for item in t.incoming.values() if item.event.id not in t.events]
+            timeline += [
+                item.event for item in t.incoming.values() if item.event.id not in t.events
+            ]
             t.planned = sessionize(timeline)
             reach = max(p.active_until_us for p in t.planned)
             keys = {(p.source, p.client_session_id) for p in t.planned if p.client_session_id}
-            extra = {sid for sid, s in t.sessions.items() if sid not in t.window and (
-                s["start_us"] < reach or (s["source"], s["client_session_id"]) in keys)}
+            extra = {
+                sid
+                for sid, s in t.sessions.items()
+                if sid not in t.window
+                and (
+                    t.left <= s["start_us"] < reach or (s["source"], s["client_session_id"]) in keys
+                )
+            }
             if extra:
                 t.window |= extra
                 grown.append(t)
         pending = grown
 
 
-async def _load_window_events(conn: AsyncConnection, environment_id: int,
-                              timelines: list[_Timeline]) -> None:
+async def _load_window_events(
+    conn: AsyncConnection, environment_id: int, timelines: list[_Timeline]
+) -> None:
     wanted: dict[int, tuple[_Timeline, set[int]]] = {}
     for t in timelines:
         loaded_sessions = {sid for _, sid in t.events.values()}
@@ -184,17 +222,21 @@ async def _load_window_events(conn: AsyncConnection, environment_id: int,
             wanted[t.user_id] = (t, missing)
     pairs = [(user_id, sid) for user_id, (_, sids) in wanted.items() for sid in sids]
     for chunk in chunks(pairs, MAX_IN):
-        rows = await conn.execute(select(*LIGHT_EVENT_COLUMNS).where(
-            E.c.environment_id == environment_id,
-            tuple_(E.c.user_id, E.c.session_id).in_(chunk)))
+        rows = await conn.execute(
+            select(*LIGHT_EVENT_COLUMNS).where(
+                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.session_id).in_(chunk)
+            )
+        )
         for row in rows:
-            event = TimelineEvent(row.id, row.time_us, row.source, row.client_session_id,
-                                  row.replay)
+            event = TimelineEvent(
+                row.id, row.time_us, row.source, row.client_session_id, row.replay
+            )
             wanted[row.user_id][0].events[row.id] = (event, row.session_id)
 
 
-async def _store(conn: AsyncConnection, environment_id: int, timelines: Iterable[_Timeline],
-                 result: Resequenced) -> None:
+async def _store(
+    conn: AsyncConnection, environment_id: int, timelines: Iterable[_Timeline], result: Resequenced
+) -> None:
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     deletes: list[dict[str, Any]] = []
@@ -206,13 +248,21 @@ async def _store(conn: AsyncConnection, environment_id: int, timelines: Iterable
         for item in t.incoming.values():
             if item.stored_session_id is not None:
                 stored_of.setdefault(item.event.id, item.stored_session_id)
-        by_first_event = {s["first_event_id"]: s for sid, s in t.sessions.items()
-                          if sid in t.window}
+        by_first_event = {
+            s["first_event_id"]: s for sid, s in t.sessions.items() if sid in t.window
+        }
         claimed: set[int] = set()
         for planned in t.planned:
-            session_id = next((stored_of[e.id] for e in planned.events
-                               if e.id in stored_of and stored_of[e.id] in t.window
-                               and stored_of[e.id] not in claimed), None)
+            session_id = next(
+                (
+                    stored_of[e.id]
+                    for e in planned.events
+                    if e.id in stored_of
+                    and stored_of[e.id] in t.window
+                    and stored_of[e.id] not in claimed
+                ),
+                None,
+            )
             if session_id is None:
                 session_id = row_ids.next()
             claimed.add(session_id)
@@ -237,28 +287,47 @@ async def _store(conn: AsyncConnection, environment_id: int, timelines: Iterable
         deletes += [{"b_user": t.user_id, "b_id": sid} for sid in t.window - claimed]
     await _fill_traits(conn, environment_id, needs_traits)
     if deletes:
-        await conn.execute(delete(S).where(S.c.environment_id == environment_id,
-                                           S.c.user_id == bindparam("b_user"),
-                                           S.c.id == bindparam("b_id")), deletes)
+        await conn.execute(
+            delete(S).where(
+                S.c.environment_id == environment_id,
+                S.c.user_id == bindparam("b_user"),
+                S.c.id == bindparam("b_id"),
+            ),
+            deletes,
+        )
     if updates:
         columns = [c for c in updates[0] if c not in ("environment_id", "user_id", "id")]
         await conn.execute(
-            update(S).where(S.c.environment_id == environment_id,
-                            S.c.user_id == bindparam("b_user"), S.c.id == bindparam("b_id"))
+            update(S)
+            .where(
+                S.c.environment_id == environment_id,
+                S.c.user_id == bindparam("b_user"),
+                S.c.id == bindparam("b_id"),
+            )
             .values({c: bindparam(f"b_{c}") for c in columns}),
-            [{"b_user": r["user_id"], "b_id": r["id"], **{f"b_{c}": r[c] for c in columns}}
-             for r in updates])
+            [
+                {"b_user": r["user_id"], "b_id": r["id"], **{f"b_{c}": r[c] for c in columns}}
+                for r in updates
+            ],
+        )
     if inserts:
         await conn.execute(insert(S), inserts)
     if moves:
         await conn.execute(
-            update(E).where(E.c.environment_id == environment_id,
-                            E.c.user_id == bindparam("b_user"), E.c.id == bindparam("b_id"))
-            .values(session_id=bindparam("b_session")), moves)
+            update(E)
+            .where(
+                E.c.environment_id == environment_id,
+                E.c.user_id == bindparam("b_user"),
+                E.c.id == bindparam("b_id"),
+            )
+            .values(session_id=bindparam("b_session")),
+            moves,
+        )
 
 
-def _known_traits(planned: PlannedSession, incoming: Incoming | None,
-                  stored: Mapping[str, Any] | None) -> SessionTraits | None:
+def _known_traits(
+    planned: PlannedSession, incoming: Incoming | None, stored: Mapping[str, Any] | None
+) -> SessionTraits | None:
     if planned.origin == "SERVER":
         return NO_TRAITS
     if incoming is not None and incoming.traits is not None:
@@ -268,30 +337,40 @@ def _known_traits(planned: PlannedSession, incoming: Incoming | None,
     return None
 
 
-async def _fill_traits(conn: AsyncConnection, environment_id: int,
-                       rows: list[tuple[dict[str, Any], int]]) -> None:
+async def _fill_traits(
+    conn: AsyncConnection, environment_id: int, rows: list[tuple[dict[str, Any], int]]
+) -> None:
     """Derive traits from the stored first event where no session row carried them."""
     by_event = {(row["user_id"], event_id): row for row, event_id in rows}
     for chunk in chunks(list(by_event), MAX_IN):
         found = await conn.execute(
-            select(E.c.user_id, E.c.id, E.c.source, E.c.properties, E.c.context)
-            .where(E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(chunk)))
+            select(E.c.user_id, E.c.id, E.c.source, E.c.properties, E.c.context).where(
+                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(chunk)
+            )
+        )
         for event in found:
             by_event[(event.user_id, event.id)].update(
-                session_traits(event.source, event.properties, event.context).columns())
+                session_traits(event.source, event.properties, event.context).columns()
+            )
     for row, _ in rows:  # an incoming event not stored yet and given without traits
         for name, value in NO_TRAITS.columns().items():
             row.setdefault(name, value)
 
 
-def _session_row(environment_id: int, user_id: int, session_id: int,
-                 planned: PlannedSession) -> dict[str, Any]:
+def _session_row(
+    environment_id: int, user_id: int, session_id: int, planned: PlannedSession
+) -> dict[str, Any]:
     return {
-        "environment_id": environment_id, "user_id": user_id, "id": session_id,
-        "origin": planned.origin, "source": planned.source,
+        "environment_id": environment_id,
+        "user_id": user_id,
+        "id": session_id,
+        "origin": planned.origin,
+        "source": planned.source,
         "client_session_id": planned.client_session_id,
-        "start_us": planned.start_us, "end_us": planned.end_us,
+        "start_us": planned.start_us,
+        "end_us": planned.end_us,
         "active_until_us": planned.active_until_us,
-        "first_event_id": planned.first_event.id, "event_count": len(planned.events),
+        "first_event_id": planned.first_event.id,
+        "event_count": len(planned.events),
         "replay_available": planned.replay_available,
     }

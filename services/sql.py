@@ -18,7 +18,7 @@ IN_LIMIT = 400
 def chunks(items: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, keys: list[str]) -> Any:

@@ -45,8 +45,9 @@ def landing_url(properties: Mapping[str, Any], context: Mapping[str, Any]) -> st
     return f"{domain or ''}{path}{suffix}"
 
 
-def session_traits(source: str, properties: Mapping[str, Any],
-                   context: Mapping[str, Any]) -> SessionTraits:
+def session_traits(
+    source: str, properties: Mapping[str, Any], context: Mapping[str, Any]
+) -> SessionTraits:
     """The traits of a session whose first client event has these fields."""
     if source == "SERVER":
         return NO_TRAITS
@@ -60,10 +61,15 @@ def session_traits(source: str, properties: Mapping[str, Any],
             utm[key] = value
     referrer = properties.get("referrer") or context.get("referrer")
     return SessionTraits(
-        browser=device.browser, platform=device.platform, device_type=device.device_type,
-        country=location.get("country"), region=location.get("region"),
-        city=location.get("city"), landing_page=url,
-        referrer=referrer if isinstance(referrer, str) and referrer else None, utm=utm,
+        browser=device.browser,
+        platform=device.platform,
+        device_type=device.device_type,
+        country=location.get("country"),
+        region=location.get("region"),
+        city=location.get("city"),
+        landing_page=url,
+        referrer=referrer if isinstance(referrer, str) and referrer else None,
+        utm=utm,
     )
 
 

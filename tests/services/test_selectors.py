@@ -156,8 +156,15 @@ def test_nothing_matches_an_empty_hierarchy(hierarchy: str | None) -> None:
             "@body;|@div;#checkout;.panel;|@button;.btn;.buy;[data-sku=42];|",
             (
                 Element("body"),
-                Element("div", "checkout", frozenset({"panel"}), {"id": "checkout", "class": "panel"}),
-                Element("button", None, frozenset({"btn", "buy"}), {"data-sku": "42", "class": "btn buy"}),
+                Element(
+                    "div", "checkout", frozenset({"panel"}), {"id": "checkout", "class": "panel"}
+                ),
+                Element(
+                    "button",
+                    None,
+                    frozenset({"btn", "buy"}),
+                    {"data-sku": "42", "class": "btn buy"},
+                ),
             ),
         ),
         ("@body;|@a;.x", (Element("body"), Element("a", None, frozenset({"x"}), {"class": "x"}))),
@@ -177,7 +184,10 @@ def test_nothing_matches_an_empty_hierarchy(hierarchy: str | None) -> None:
         ("@a;[href=/x]", (Element("a", attributes={"href": "/x"}),)),
         ("@input;[disabled];|", (Element("input", attributes={"disabled": ""}),)),
         ("@a;[Data-X=1];[data-x=2];|", (Element("a", attributes={"data-x": "1"}),)),
-        ("@div;[id=x];[class=a b];|", (Element("div", "x", frozenset({"a", "b"}), {"id": "x", "class": "a b"}),)),
+        (
+            "@div;[id=x];[class=a b];|",
+            (Element("div", "x", frozenset({"a", "b"}), {"id": "x", "class": "a b"}),),
+        ),
         ("@div;#y;[id=x];|", (Element("div", "y", frozenset(), {"id": "y"}),)),
         ("@a;[title=a\x00b];|", (Element("a", attributes={"title": "a\ufffdb"}),)),
     ],
@@ -279,11 +289,11 @@ def test_compiled_selector_is_one_condition_and_cached() -> None:
         ("@div;#123;|", "div#\\31 23"),
         ("@div;#-1x;|", "div#-\\31 x"),
         ("@div;.--var;|", "div.\\--var"),
-        ("@a;[title=Say \"hi\"];|", 'a[title="Say \\"hi\\""]'),
-        ("@a;[title=it's];|", "a[title=\"it's\"]"),
+        ('@a;[title=Say "hi"];|', 'a[title="Say \\"hi\\""]'),
+        ("@a;[title=it's];|", 'a[title="it\'s"]'),
         ("@a;[title=a\nb];|", 'a[title="a\\a b"]'),
         # cssselect misreads backslashes, so those parts are left out (or only tested for presence)
-        ("@a;.c:\\d;.e;[title=a\\b];|", 'a.e[title]'),
+        ("@a;.c:\\d;.e;[title=a\\b];|", "a.e[title]"),
         ("@body;|@a;#x\\y;|", "body > a"),
     ],
 )
@@ -304,7 +314,7 @@ def test_most_specific_selector(hierarchy: str, expected: str) -> None:
         "@body;|@button;.!mt-0;.group/item;.data-[state=open]:block;|",
         "@body;|@section;#1st-step;|@a;#__next;.é;.🚀;|",
         "@svg;|@path;[d=M0 0L10 10];[stroke-width=1.5];|",
-        "@form;|@input;[value=he said \"hi\" and 'bye'];[data-json={\"a\":[1,2]}];|",
+        '@form;|@input;[value=he said "hi" and \'bye\'];[data-json={"a":[1,2]}];|',
         "@a;[href=https://x.test/?q=a;b|c];|",
         "@div;.\t;#\x01x;[t=\x7f\x1f];|",
         "@my-widget;|@x-button;[aria-label=Close dialog];|",
@@ -340,14 +350,20 @@ _NAME_CHARACTERS = st.characters(
 )
 _NAMES = st.text(_NAME_CHARACTERS, min_size=1, max_size=12)
 _TAGS = st.sampled_from(["div", "a", "button", "span", "my-widget", "svg"]) | _NAMES.map(str.lower)
-_ATTRIBUTE_NAMES = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters=";|=]"),
-    min_size=1,
-    max_size=12,
-).map(str.lower).filter(lambda name: name not in ("id", "class"))
-_VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20).filter(
-    lambda value: "];" not in value and "]|" not in value
+_ATTRIBUTE_NAMES = (
+    st.text(
+        st.characters(
+            blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters=";|=]"
+        ),
+        min_size=1,
+        max_size=12,
+    )
+    .map(str.lower)
+    .filter(lambda name: name not in ("id", "class"))
 )
+_VALUES = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+).filter(lambda value: "];" not in value and "]|" not in value)
 
 
 @st.composite
@@ -397,3 +413,34 @@ def test_any_text_compiles_or_is_refused(text: str) -> None:
         assert error.code == "INVALID_SELECTOR"
     else:
         selector.matches(CHECKOUT)
+
+
+def _reference_match(tags: list[str], combinators: list[str], hierarchy: list[str]) -> bool:
+    """Every placement tried, exponentially: the plain meaning of the combinators."""
+
+    def placed(step: int, position: int) -> bool:
+        if tags[step] not in ("*", hierarchy[position]):
+            return False
+        if step == 0:
+            return True
+        if combinators[step - 1] == ">":
+            return position > 0 and placed(step - 1, position - 1)
+        return any(placed(step - 1, ancestor) for ancestor in range(position))
+
+    return placed(len(tags) - 1, len(hierarchy) - 1)
+
+
+@given(
+    st.lists(st.sampled_from("abc*"), min_size=1, max_size=5),
+    st.lists(st.sampled_from([" ", ">"]), min_size=4, max_size=4),
+    st.lists(st.sampled_from("abc"), min_size=1, max_size=9),
+)
+def test_combinators_agree_with_trying_every_placement(
+    tags: list[str], combinators: list[str], hierarchy: list[str]
+) -> None:
+    text = tags[0] + "".join(
+        f" {combinator} {tag}" for combinator, tag in zip(combinators, tags[1:])
+    )
+    written = "".join(f"@{tag};|" for tag in hierarchy)
+    expected = _reference_match(tags, combinators, hierarchy)
+    assert compile_selector(text).matches(written) is expected

@@ -1,0 +1,40 @@
+# Usertrail developer commands. `make serve` and `make test` work on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATABASE_URL ?= sqlite+aiosqlite:///usertrail.db
+PORT ?= 8000
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: serve test test-pg lint schema bench clean install
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3 if that is 3.11+)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)  ## migrate an SQLite file and serve GraphiQL at http://127.0.0.1:8000/graphql
+	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL)
+
+test: $(STAMP)  ## the whole suite on SQLite (PostgreSQL-only tests skip, saying why, without a server)
+	$(BIN)/python -m pytest -q
+
+test-pg: $(STAMP)  ## the whole suite on PostgreSQL
+	USERTRAIL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+schema: $(STAMP)  ## regenerate schema.graphql from the code
+	$(BIN)/usertrail export-schema --output schema.graphql
+
+bench: $(STAMP)  ## benchmarks: prints a table, writes bench/results/latest.json
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
