@@ -27,6 +27,9 @@ class User(Base):
     first_seen_us: Mapped[int] = mapped_column(Micros)
     last_seen_us: Mapped[int] = mapped_column(Micros)
     created_us: Mapped[int] = mapped_column(Micros)
+    # When last_seen_us last changed (received time): users listings keep a snapshot
+    # order across pages by recomputing the order key of users changed after the snapshot.
+    activity_us: Mapped[int] = mapped_column(Micros)
     has_events: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
@@ -34,6 +37,7 @@ class User(Base):
         Index("ix_users_env_last_seen", "environment_id", "last_seen_us", "user_id"),
         # Identities are unique through user_aliases' primary key; this index is for lookups.
         Index("ix_users_env_identity", "environment_id", "identity"),
+        Index("ix_users_env_activity", "environment_id", "activity_us"),
     )
 
 

@@ -135,6 +135,7 @@ async def _insert_user(
             first_seen_us=now_us,
             last_seen_us=now_us,
             created_us=now_us,
+            activity_us=now_us,
             has_events=False,
         )
     )
@@ -173,12 +174,14 @@ async def identify(
             .values(identity=identity)
         )
         return Identified(user_id, merged=False)
-    await merge(conn, environment_id=environment_id, source_id=user_id, target_id=owner)
+    await merge(
+        conn, environment_id=environment_id, source_id=user_id, target_id=owner, now_us=now_us
+    )
     return Identified(owner, merged=True)
 
 
 async def merge(
-    conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int
+    conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int, now_us: int
 ) -> None:
     """Move everything of the anonymous user `source_id` into `target_id` (both locked)."""
     source = await get(conn, environment_id=environment_id, user_id=source_id)
@@ -227,6 +230,7 @@ async def merge(
             [{"b_id": eid, "b_session": sid} for eid, sid in done.assignments.items()],
         )
     seen = [s for s in (source, target) if s.has_events] or [target]
+    last_seen = max(s.last_seen_us for s in seen)
     await conn.execute(
         update(U)
         .where(U.c.environment_id == environment_id, U.c.user_id == target_id)
@@ -234,7 +238,8 @@ async def merge(
             properties={**source.properties, **target.properties},
             email=target.email or source.email,
             first_seen_us=min(s.first_seen_us for s in seen),
-            last_seen_us=max(s.last_seen_us for s in seen),
+            last_seen_us=last_seen,
+            activity_us=target.activity_us if last_seen == target.last_seen_us else now_us,
             has_events=source.has_events or target.has_events,
         )
     )
@@ -253,7 +258,11 @@ async def get(conn: AsyncConnection, *, environment_id: int, user_id: int) -> An
 
 
 async def note_activity(
-    conn: AsyncConnection, *, environment_id: int, spans: Mapping[int, tuple[int, int]]
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    spans: Mapping[int, tuple[int, int]],
+    received_us: int,
 ) -> None:
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
     if not spans:
@@ -270,9 +279,16 @@ async def note_activity(
                 (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
                 else_=bindparam("b_last"),
             ),
+            activity_us=case(
+                (U.c.has_events & (U.c.last_seen_us >= bindparam("b_last")), U.c.activity_us),
+                else_=bindparam("b_now"),
+            ),
             has_events=True,
         ),
-        [{"b_user": u, "b_first": lo, "b_last": hi} for u, (lo, hi) in spans.items()],
+        [
+            {"b_user": u, "b_first": lo, "b_last": hi, "b_now": received_us}
+            for u, (lo, hi) in spans.items()
+        ],
     )
 
 

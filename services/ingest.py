@@ -252,7 +252,9 @@ async def _store_events(
         user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
         for user, group in by_user.items()
     }
-    await identities.note_activity(conn, environment_id=environment_id, spans=spans)
+    await identities.note_activity(
+        conn, environment_id=environment_id, spans=spans, received_us=received_us
+    )
     stale = [
         user
         for user, (first_us, had_events) in before.items()

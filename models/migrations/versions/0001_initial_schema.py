@@ -138,11 +138,13 @@ def upgrade() -> None:
         sa.Column("first_seen_us", sa.BigInteger(), nullable=False),
         sa.Column("last_seen_us", sa.BigInteger(), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
+        sa.Column("activity_us", sa.BigInteger(), nullable=False),
         sa.Column("has_events", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("environment_id", "user_id", name=op.f("pk_users")),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index("ix_users_env_identity", ["environment_id", "identity"], unique=False)
+        batch_op.create_index("ix_users_env_activity", ["environment_id", "activity_us"], unique=False)
         batch_op.create_index(
             "ix_users_env_last_seen", ["environment_id", "last_seen_us", "user_id"], unique=False
         )
@@ -155,6 +157,7 @@ def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_index("ix_users_env_last_seen")
         batch_op.drop_index("ix_users_env_identity")
+        batch_op.drop_index("ix_users_env_activity")
 
     op.drop_table("users")
     with op.batch_alter_table("user_aliases", schema=None) as batch_op:
