@@ -32,3 +32,18 @@ class IdentifyPayload:
 class UserPropertiesPayload:
     user: User | None = strawberry.field(description="The updated user.")
     errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
+
+
+@strawberry.type(description="An event type for filter drop-downs.")
+class EventName:
+    type: str = strawberry.field(description="Raw event type.")
+    server_side: bool = strawberry.field(description="True for server-side events.")
+    count: int = strawberry.field(description="How many such events (in the range).")
+
+
+@strawberry.type(description="Result of a delete.")
+class DeletePayload:
+    deleted_id: strawberry.ID | None = strawberry.field(
+        description="Global id of what was deleted."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was deleted, if so.")

@@ -18,7 +18,10 @@ from graph.event import Event
 from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
 from graph.session import Session
 from graph.user import User
-from resolvers import mutation, query
+from graph.payloads import DeletePayload, EventName
+from graph.session import SessionConnection
+from graph.user import UserConnection
+from resolvers import lists, mutation, query
 
 
 @strawberry.type(description="Reading users, sessions and events.")
@@ -28,6 +31,15 @@ class Query:
     )
     user: User | None = strawberry.field(
         resolver=query.user, description="One user by userId or identity."
+    )
+    users: UserConnection = strawberry.field(
+        resolver=lists.users, description="Users, newest activity first (default: last 7 days)."
+    )
+    sessions: SessionConnection = strawberry.field(
+        resolver=lists.sessions, description="The Sessions page: newest first (default: 7 days)."
+    )
+    event_names: list[EventName] = strawberry.field(
+        resolver=lists.event_names, description="Every raw event type seen, for drop-downs."
     )
 
 
@@ -48,6 +60,10 @@ class Mutation:
     add_user_properties_batch: TrackPayload = strawberry.mutation(
         resolver=mutation.add_user_properties_batch,
         description="Set properties of up to 1000 users.",
+    )
+    delete_user: DeletePayload = strawberry.mutation(
+        resolver=lists.delete_user,
+        description="Erase a user, its aliases, sessions and events (GDPR).",
     )
 
 

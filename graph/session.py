@@ -27,6 +27,7 @@ MAX_EVENTS_PAGE = 500
 @strawberry.type(description="A visit: a user's events grouped by the session rules.")
 class Session(Node):
     row: strawberry.Private[Any]
+    highlight: strawberry.Private[Any]
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
     origin: SessionOrigin = strawberry.field(
         description="CLIENT, or SERVER for a session made only of server-side events."
@@ -56,9 +57,11 @@ class Session(Node):
     event_count: int = strawberry.field(description="Number of events in the session.")
 
     @classmethod
-    def from_row(cls, row: Any) -> Session:
+    def from_row(cls, row: Any, *, highlight: Any = None) -> Session:
+        """The session of a row; `highlight` is the EventMatch the enclosing query asked for."""
         return cls(
             row=row,
+            highlight=highlight,
             id=strawberry.ID(ids.encode("Session", row.user_id, row.id)),
             origin=SessionOrigin(row.origin),
             source=EventSource(row.source),
@@ -75,6 +78,24 @@ class Session(Node):
             replay_available=row.replay_available,
             event_count=row.event_count,
         )
+
+    @strawberry.field(
+        description="True when the enclosing query asked to highlight an event this session "
+        "contains."
+    )
+    async def highlighted(self, info: strawberry.Info[Context]) -> bool:
+        if self.highlight is None:
+            return False
+        key = ((self.row.user_id, self.row.id), self.highlight)
+        return bool(await info.context.loaders.highlighted.load(key))
+
+    @strawberry.field(description="The session's most frequent events, most frequent first.")
+    async def most_frequent_events(
+        self, info: strawberry.Info[Context], limit: int | None = 5
+    ) -> list[EventFrequency]:
+        shown = check_first(limit, default=5, maximum=100, argument="limit")
+        counts = await info.context.loaders.event_type_counts.load((self.row.user_id, self.row.id))
+        return [EventFrequency(name=name, count=count) for name, count in counts[:shown]]
 
     @strawberry.field(description="The user the session belongs to.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:
@@ -99,6 +120,12 @@ class Session(Node):
             page_info=page_info(has_next, end),
             total_count=self.row.event_count,
         )
+
+
+@strawberry.type(description="How often an event occurs in a session.")
+class EventFrequency:
+    name: str = strawberry.field(description="Display name (defined event name, else raw name).")
+    count: int = strawberry.field(description="Occurrences in the session.")
 
 
 @strawberry.type(description="A session in a list.")

@@ -9,17 +9,20 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Location, Node
+from graph.common import Location, Node, PageInfo
 from graph.pagination import check_first, cut, page_info, read_cursor
 from services.clock import to_datetime
 from services.users import all_properties, display_name
 
 if TYPE_CHECKING:
+    from graph.filters import EventMatch, UserSessionFilter
     from graph.session import Session, SessionConnection
     from resolvers.context import Context
 
 SessionType = Annotated["Session", strawberry.lazy("graph.session")]
 SessionConnectionType = Annotated["SessionConnection", strawberry.lazy("graph.session")]
+UserSessionFilterInput = Annotated["UserSessionFilter", strawberry.lazy("graph.filters")]
+EventMatchInput = Annotated["EventMatch", strawberry.lazy("graph.filters")]
 MAX_SESSIONS_PAGE = 100
 
 
@@ -109,18 +112,50 @@ class User(Node):
 
     @strawberry.field(description="The user's sessions, newest first.")
     async def sessions(
-        self, info: strawberry.Info[Context], first: int | None = 20, after: str | None = None
+        self,
+        info: strawberry.Info[Context],
+        first: int | None = 20,
+        after: str | None = None,
+        filter: UserSessionFilterInput | None = None,
+        highlight: EventMatchInput | None = None,
     ) -> SessionConnectionType:
         from graph.session import Session, SessionConnection, SessionEdge
+        from resolvers.filters import checked, event_match, user_session_filter
 
         first = check_first(first, default=20, maximum=MAX_SESSIONS_PAGE)
         before = read_cursor(after, "sc")
+        narrowing = checked(lambda: user_session_filter(filter))
+        if narrowing is not None:
+            checked(lambda: narrowing.checked())
+        marked = checked(lambda: event_match(highlight, "highlight"))
+        if marked is not None:
+            checked(lambda: marked.checked("highlight"))
         loaders = info.context.loaders
-        rows = await loaders.session_page.load((self.row.user_id, first + 1, before))
+        user_id = self.row.user_id
+        rows = await loaders.session_page.load((user_id, first + 1, before, narrowing))
         shown, has_next, end = cut(rows, first, "sc", lambda r: (r.start_us, r.id))
-        total = (await loaders.session_stats.load(self.row.user_id))[0]
+        if narrowing is None:
+            total = (await loaders.session_stats.load(user_id))[0]
+        else:
+            total = await loaders.session_count.load((user_id, narrowing))
         return SessionConnection(
-            edges=[SessionEdge(node=Session.from_row(row), cursor=cursor) for row, cursor in shown],
+            edges=[
+                SessionEdge(node=Session.from_row(row, highlight=marked), cursor=cursor)
+                for row, cursor in shown
+            ],
             page_info=page_info(has_next, end),
             total_count=total,
         )
+
+
+@strawberry.type(description="A user in a list.")
+class UserEdge:
+    node: User = strawberry.field(description="The user.")
+    cursor: str = strawberry.field(description="Cursor of this position.")
+
+
+@strawberry.type(description="A page of users.")
+class UserConnection:
+    edges: list[UserEdge] = strawberry.field(description="The users of this page.")
+    page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int = strawberry.field(description="Number of users in the whole list.")

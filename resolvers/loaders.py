@@ -13,8 +13,11 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
+from models import Event
 from models.db import Database
-from services import reading
+from services import listing, reading
+from services.clock import now_us
+from services.filters import Compiler, EventMatch, UserSessionFilter
 
 K = TypeVar("K", bound=Hashable)
 MAX_BATCH = 2000
@@ -23,9 +26,10 @@ MAX_BATCH = 2000
 class Loaders:
     """The loaders of one request, bound to its environment."""
 
-    def __init__(self, db: Database, environment_id: int):
+    def __init__(self, db: Database, environment_id: int, at_us: int | None = None):
         self.db = db
         self.environment_id = environment_id
+        self.now_us = at_us if at_us is not None else now_us()
         self.user = self._loader(self._users)
         self.session_stats = self._loader(self._session_stats)
         self.session = self._loader(self._sessions)
@@ -34,6 +38,13 @@ class Loaders:
         self.last_session = self._loader(self._last_sessions)
         self.session_page = self._loader(self._session_pages)
         self.event_page = self._loader(self._event_pages)
+        self.highlighted = self._loader(self._highlighted)
+        self.session_count = self._loader(self._session_counts)
+        self.event_type_counts = self._loader(self._event_type_counts)
+
+    def compiler(self) -> Compiler:
+        """A filter compiler for this request's environment, dialect and moment."""
+        return Compiler(self.environment_id, self.db.dialect, self.now_us)
 
     @staticmethod
     def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
@@ -67,14 +78,49 @@ class Loaders:
         found = await self._read(reading.edge_sessions, user_ids=keys, last=True)
         return [found.get(k) for k in keys]
 
-    async def _session_pages(self, keys: list[tuple[int, int, Any]]) -> list[list[Any]]:
-        """keys: (user id, limit, before cursor)."""
-        return await _grouped(
-            keys,
-            lambda owners, limit, cursor: self._read(
-                reading.session_pages, user_ids=owners, limit=limit, before=cursor
-            ),
-        )
+    async def _session_pages(
+        self, keys: list[tuple[int, int, Any, UserSessionFilter | None]]
+    ) -> list[list[Any]]:
+        """keys: (user id, limit, before cursor, filter)."""
+
+        def fetch(owners: list[Any], limit: int, cursor: Any, narrowing: Any) -> Any:
+            extra = self.compiler().user_sessions(narrowing)
+            return self._read(
+                reading.session_pages, user_ids=owners, limit=limit, before=cursor, extra=extra
+            )
+
+        return await _grouped(keys, fetch)
+
+    async def _session_counts(self, keys: list[tuple[int, UserSessionFilter]]) -> list[int]:
+        """keys: (user id, filter) -> number of the user's sessions the filter keeps."""
+        groups: dict[UserSessionFilter, list[int]] = defaultdict(list)
+        for user_id, narrowing in keys:
+            groups[narrowing].append(user_id)
+        counts: dict[tuple[int, UserSessionFilter], int] = {}
+        for narrowing, users in groups.items():
+            extra = self.compiler().user_sessions(narrowing)
+            found = await self._read(reading.session_counts, user_ids=users, extra=extra)
+            counts.update({(u, narrowing): found.get(u, 0) for u in users})
+        return [counts[key] for key in keys]
+
+    async def _highlighted(self, keys: list[tuple[tuple[int, int], EventMatch]]) -> list[bool]:
+        """keys: ((user id, session id), event match) -> does the session hold such an event."""
+        groups: dict[EventMatch, list[tuple[int, int]]] = defaultdict(list)
+        for session, match in keys:
+            groups[match].append(session)
+        found: set[tuple[tuple[int, int], EventMatch]] = set()
+        events = Event.__table__
+        for match, sessions in groups.items():
+            conditions = self.compiler().event_match(match, events)
+            hits = await self._read(
+                listing.sessions_containing, sessions=sessions, match=conditions, events=events
+            )
+            found.update((session, match) for session in hits)
+        return [key in found for key in keys]
+
+    async def _event_type_counts(self, keys: list[tuple[int, int]]) -> list[Any]:
+        found = await self._read(listing.event_type_counts, sessions=keys)
+        return [found.get(k, []) for k in keys]
 
     async def _event_pages(self, keys: list[tuple[tuple[int, int], int, Any]]) -> list[list[Any]]:
         """keys: ((user id, session id), limit, after cursor)."""
@@ -87,14 +133,15 @@ class Loaders:
 
 
 async def _grouped(
-    keys: Sequence[tuple[Any, int, Any]],
-    fetch: Callable[[list[Any], int, Any], Awaitable[dict[Any, list[Any]]]],
+    keys: Sequence[tuple[Any, ...]],
+    fetch: Callable[..., Awaitable[dict[Any, list[Any]]]],
 ) -> list[list[Any]]:
-    groups: dict[tuple[int, Any], list[Any]] = defaultdict(list)
-    for owner, limit, cursor in keys:
-        groups[(limit, cursor)].append(owner)
-    pages: dict[tuple[Any, int, Any], list[Any]] = {}
-    for (limit, cursor), owners in groups.items():
-        found = await fetch(owners, limit, cursor)
-        pages.update({(owner, limit, cursor): found.get(owner, []) for owner in owners})
-    return [pages[key] for key in keys]
+    """Answer (owner, *shape) keys with one fetch per distinct shape (limit, cursor, ...)."""
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for owner, *shape in keys:
+        groups[tuple(shape)].append(owner)
+    pages: dict[tuple[Any, ...], list[Any]] = {}
+    for shape, owners in groups.items():
+        found = await fetch(owners, *shape)
+        pages.update({(owner, *shape): found.get(owner, []) for owner in owners})
+    return [pages[tuple(key)] for key in keys]

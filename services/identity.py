@@ -27,6 +27,8 @@ A = UserAlias.__table__
 S = Session.__table__
 E = Event.__table__
 K = IdempotencyKey.__table__
+# Every table holding rows of one user (deleteUser erases them all).
+USER_TABLES = [E, S, A, K, U]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -35,6 +37,11 @@ class UserKey:
 
     kind: str
     value: str
+
+    @property
+    def kind_field(self) -> str:
+        """The input field that names this kind of key."""
+        return {"user_id": "userId", "identity": "identity"}.get(self.kind, "anonymousId")
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,3 +394,34 @@ async def resolve_existing(
 ) -> int | None:
     """The user a key routes to, without locking or creating anything (for reads)."""
     return (await _routes(conn, environment_id, {key})).get(key)
+
+
+async def delete_user(
+    db: Any, *, environment_id: int, user_id: Any = None, identity: Any = None
+) -> int:
+    """Erase a user, its aliases, sessions, events and idempotency keys (GDPR); its id."""
+    from services import limits
+    from services.clock import now_us
+
+    key = (
+        UserKey("user_id", str(limits.user_id(user_id)))
+        if user_id is not None
+        else UserKey("identity", limits.identity(identity))
+    )
+
+    async def work(conn: AsyncConnection) -> int:
+        routes = await resolve(
+            conn, environment_id=environment_id, keys=[key], now_us=now_us(), create=False
+        )
+        if key not in routes:
+            raise NotFound("no such user", field=key.kind_field, code="UNKNOWN_USER")
+        target = routes[key]
+        for table in USER_TABLES:
+            await conn.execute(
+                delete(table).where(
+                    table.c.environment_id == environment_id, table.c.user_id == target
+                )
+            )
+        return target
+
+    return int(await db.write(work))

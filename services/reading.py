@@ -48,6 +48,21 @@ async def session_stats(
     return found
 
 
+async def session_counts(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int], extra: Sequence[Any]
+) -> dict[int, int]:
+    """Number of sessions per user that satisfy `extra` conditions."""
+    found: dict[int, int] = {}
+    for chunk in chunks(list(set(user_ids))):
+        rows = await conn.execute(
+            select(S.c.user_id, func.count())
+            .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk), *extra)
+            .group_by(S.c.user_id)
+        )
+        found.update({user: n for user, n in rows})
+    return found
+
+
 async def sessions_by_id(
     conn: AsyncConnection, *, environment_id: int, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], Any]:
@@ -106,9 +121,10 @@ async def session_pages(
     user_ids: Sequence[int],
     limit: int,
     before: tuple[int, int] | None,
+    extra: Sequence[Any] = (),
 ) -> dict[int, list[Any]]:
     """Up to `limit` sessions per user, newest first, strictly older than `before` (start, id)."""
-    conditions = [S.c.environment_id == environment_id]
+    conditions = [S.c.environment_id == environment_id, *extra]
     if before is not None:
         conditions.append(tuple_(S.c.start_us, S.c.id) < tuple_(*before))
     return await _ranked_pages(

@@ -115,15 +115,20 @@ def _client_sessions(events: Iterable[TimelineEvent]) -> list[PlannedSession]:
 def _attach_server_events(
     client: list[PlannedSession], server_events: list[TimelineEvent]
 ) -> list[TimelineEvent]:
-    """Put each server event in the latest-started client session whose window holds it."""
-    starts = [s.events[0].order for s in client]
+    """Put each server event in the latest-started client session whose window holds it.
+
+    Sessions starting at the same instant are ordered by (source, client session id), not by
+    event ids, so that the choice does not depend on the order events arrived in.
+    """
+    client.sort(key=lambda s: (s.start_us, s.source, s.client_session_id or ""))
+    starts = [s.start_us for s in client]
     # reach[i]: the furthest window end among client[0..i], to stop the backward scan early.
     reach: list[int] = []
     for session in client:
         reach.append(max(session.active_until_us, reach[-1] if reach else 0))
     unassigned: list[TimelineEvent] = []
     for event in server_events:
-        index = bisect.bisect_right(starts, (event.time_us, float("inf"))) - 1
+        index = bisect.bisect_right(starts, event.time_us) - 1
         while index >= 0 and reach[index] > event.time_us:
             candidate = client[index]
             if candidate.active_until_us > event.time_us:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 
 from services.clock import to_micros
 from services.sessionize import INACTIVITY_US, SERVER_SESSION_US, TimelineEvent, sessionize
-from tests.factories import case_events, event_sets, spec_cases
+from tests.factories import BASE, case_events, event_sets, spec_cases
 
 
 @pytest.mark.parametrize("case", spec_cases(), ids=lambda c: c["name"])
@@ -66,3 +67,22 @@ def test_input_order_does_not_matter(raw: list, _unused: list) -> None:
     assert [s.event_ids for s in sessionize(timeline)] == [
         s.event_ids for s in sessionize(shuffled)
     ]
+
+
+def test_sessions_starting_together_take_server_events_regardless_of_event_ids() -> None:
+    """Ties in start time are broken by source, not by ids (which follow arrival order)."""
+    at = to_micros(BASE)
+    kinds = [("WEB", None), ("IOS", None), ("WEB", "x"), ("SERVER", None)]
+    results = set()
+    for order in itertools.permutations(range(4)):
+        timeline = [
+            TimelineEvent(order[i], at, source, session_id)
+            for i, (source, session_id) in enumerate(kinds)
+        ]
+        by_id = {e.id: e.source + (e.client_session_id or "") for e in timeline}
+        results.add(
+            frozenset(frozenset(by_id[e.id] for e in s.events) for s in sessionize(timeline))
+        )
+    assert results == {
+        frozenset({frozenset({"WEBx", "SERVER"}), frozenset({"WEB"}), frozenset({"IOS"})})
+    }

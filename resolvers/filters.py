@@ -1,0 +1,116 @@
+"""Filter inputs to validated service filters; invalid ones become errors naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from graph import filters as inputs
+from graph import ids
+from services import filters
+from services.clock import to_micros
+from services.errors import UsertrailError
+from services.properties import PropertyCondition
+
+T = TypeVar("T")
+
+
+def bad_input(error: UsertrailError) -> GraphQLError:
+    """A GraphQL error carrying the service error's field and code."""
+    return GraphQLError(
+        f"{error.field}: {error.message}" if error.field else error.message,
+        extensions={"code": error.code, "field": error.field},
+    )
+
+
+def checked(build: Callable[[], T]) -> T:
+    """Run a conversion, turning service validation errors into GraphQL errors."""
+    try:
+        return build()
+    except UsertrailError as error:
+        raise bad_input(error) from None
+
+
+def node_id(value: strawberry.ID | None, kind: str, field: str) -> int | None:
+    """The number inside a global id of `kind`, or a GraphQL error naming `field`."""
+    if value is None:
+        return None
+    decoded = ids.decode(str(value), kind)
+    if decoded is None or len(decoded[1]) != 1:
+        raise GraphQLError(
+            f"{field}: not an id of a {kind}", extensions={"code": "INVALID_FILTER", "field": field}
+        )
+    return decoded[1][0]
+
+
+def time_range(value: inputs.TimeRange | None) -> filters.TimeRange | None:
+    if value is None:
+        return None
+    return filters.TimeRange(
+        last_days=value.last_days,
+        from_us=to_micros(value.from_) if value.from_ is not None else None,
+        to_us=to_micros(value.to) if value.to is not None else None,
+    )
+
+
+def conditions(values: list[inputs.PropertyCondition] | None) -> tuple[PropertyCondition, ...]:
+    return tuple(PropertyCondition(c.property, c.op.value, c.value) for c in values or [])
+
+
+def event_match(value: inputs.EventMatch | None, field: str) -> filters.EventMatch | None:
+    if value is None:
+        return None
+    return filters.EventMatch(
+        definition_id=node_id(value.definition_id, "EventDefinition", f"{field}.definitionId"),
+        type=value.type,
+        where=conditions(value.where),
+    )
+
+
+def user_filter(value: inputs.UserFilter | None, field: str = "filter") -> filters.UserFilter:
+    if value is None:
+        return filters.UserFilter()
+    return filters.UserFilter(
+        seen=time_range(value.seen),
+        properties=conditions(value.properties),
+        events=tuple(
+            filters.EventCondition(
+                event=event_match(c.event, f"{field}.events[{i}].event"),  # type: ignore[arg-type]
+                did=c.did if c.did is not None else True,
+                at_least=c.at_least if c.at_least is not None else 1,
+                time=time_range(c.time),
+            )
+            for i, c in enumerate(value.events or [])
+        ),
+        any_of=tuple(
+            user_filter(f, f"{field}.anyOf[{i}]") for i, f in enumerate(value.any_of or [])
+        ),
+        segment_id=node_id(value.segment_id, "Segment", f"{field}.segmentId"),
+    )
+
+
+def session_filter(value: inputs.SessionFilter | None) -> filters.SessionFilter:
+    if value is None:
+        return filters.SessionFilter()
+    return filters.SessionFilter(
+        time=time_range(value.time),
+        event=event_match(value.event, "filter.event"),
+        user_id=None,
+        identity=value.identity,
+        user_properties=conditions(value.user_properties),
+        sources=tuple(s.value for s in value.sources or []),
+        include_server_only=bool(value.include_server_only),
+    )
+
+
+def user_session_filter(value: inputs.UserSessionFilter | None) -> filters.UserSessionFilter | None:
+    if value is None:
+        return None
+    return filters.UserSessionFilter(
+        time=time_range(value.time),
+        event=event_match(value.event, "filter.event"),
+        sources=tuple(s.value for s in value.sources or []),
+    )

@@ -1,0 +1,175 @@
+"""The Users and Sessions pages, event names, and erasing a user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+
+from graph import filters as inputs
+from graph import ids
+from graph.common import UserError
+from graph.pagination import check_first, page_info, read_cursor
+from graph.payloads import DeletePayload, EventName
+from graph.session import Session, SessionConnection, SessionEdge
+from graph.user import User, UserConnection, UserEdge
+from resolvers.context import Context
+from resolvers.filters import checked, session_filter, time_range, user_filter
+from services import identity, limits, listing
+from services.errors import UsertrailError
+from services.identity import UserKey
+from services.listing import UsersCursor
+
+Info = strawberry.Info[Context]
+MAX_PAGE = 100
+
+
+async def users(
+    info: Info,
+    filter: inputs.UserFilter | None = None,
+    first: int | None = 50,
+    after: str | None = None,
+) -> UserConnection:
+    """Users newest activity first, keyset-paginated, as of the first page's moment."""
+    first = check_first(first, default=50, maximum=MAX_PAGE)
+    wanted = checked(lambda: user_filter(filter).checked())
+    if wanted.segment_id is not None:
+        raise GraphQLError(
+            "filter.segmentId: saved segments are not available yet",
+            extensions={"code": "NOT_AVAILABLE", "field": "filter.segmentId"},
+        )
+    cursor = read_cursor(after, "uc", size=3)
+    position = UsersCursor(*cursor) if cursor is not None else None
+    ctx = info.context
+    compiler = ctx.loaders.compiler()
+    if position is not None:
+        compiler.now_us = position.snapshot_us
+    conditions = compiler.users(wanted)
+    async with ctx.db.read() as conn:
+        listed = await listing.users_page(
+            conn,
+            environment_id=ctx.environment_id,
+            conditions=conditions,
+            limit=first + 1,
+            after=position,
+            now_us=compiler.now_us,
+        )
+        total = await listing.count(
+            conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
+        )
+    edges = [
+        UserEdge(
+            node=User.from_row(item.row),
+            cursor=ids.encode(
+                "uc", item.cursor.last_seen_us, item.cursor.user_id, item.cursor.snapshot_us
+            ),
+        )
+        for item in listed[:first]
+    ]
+    return UserConnection(
+        edges=edges,
+        page_info=page_info(len(listed) > first, edges[-1].cursor if edges else None),
+        total_count=total,
+    )
+
+
+async def _named_user(info: Info, user_id: str | None, identity_value: str | None) -> int | None:
+    """The user a userId or identity routes to in this environment (None: nobody)."""
+    try:
+        key = (
+            UserKey("user_id", str(limits.user_id(user_id)))
+            if user_id is not None
+            else UserKey("identity", str(identity_value))
+        )
+    except UsertrailError as error:
+        raise GraphQLError(
+            f"filter.userId: {error.message}",
+            extensions={"code": error.code, "field": "filter.userId"},
+        ) from None
+    async with info.context.db.read() as conn:
+        return await identity.resolve_existing(
+            conn, environment_id=info.context.environment_id, key=key
+        )
+
+
+async def sessions(
+    info: Info,
+    filter: inputs.SessionFilter | None = None,
+    first: int | None = 50,
+    after: str | None = None,
+) -> SessionConnection:
+    """The Sessions page: newest first, with the documented origin rules."""
+    first = check_first(first, default=50, maximum=MAX_PAGE)
+    wanted = checked(lambda: session_filter(filter).checked())
+    before = read_cursor(after, "sp", size=3)
+    ctx = info.context
+    named = filter is not None and (filter.user_id is not None or filter.identity is not None)
+    user_id = await _named_user(info, filter.user_id, filter.identity) if named else None
+    if named and user_id is None:
+        return SessionConnection(edges=[], page_info=page_info(False, None), total_count=0)
+    conditions = ctx.loaders.compiler().sessions(wanted, user_id=user_id)
+    async with ctx.db.read() as conn:
+        rows = await listing.sessions_page(
+            conn,
+            environment_id=ctx.environment_id,
+            conditions=conditions,
+            limit=first + 1,
+            before=before,
+        )  # type: ignore[arg-type]
+        total = await listing.count(
+            conn, listing.S, [listing.S.c.environment_id == ctx.environment_id, *conditions]
+        )
+    edges = [
+        SessionEdge(
+            node=Session.from_row(row), cursor=ids.encode("sp", row.start_us, row.user_id, row.id)
+        )
+        for row in rows[:first]
+    ]
+    return SessionConnection(
+        edges=edges,
+        page_info=page_info(len(rows) > first, edges[-1].cursor if edges else None),
+        total_count=total,
+    )
+
+
+async def event_names(info: Info, time: inputs.TimeRange | None = None) -> list[EventName]:
+    """Every raw event type seen (in the range), server-side ones marked."""
+    ctx = info.context
+    span = checked(lambda: time_range(time))
+    if span is not None:
+        checked(lambda: span.checked("time"))
+    low, high = span.bounds(ctx.loaders.now_us) if span is not None else (None, None)
+    async with ctx.db.read() as conn:
+        found = await listing.event_names(
+            conn, environment_id=ctx.environment_id, low=low, high=high
+        )
+    return [EventName(type=kind, server_side=server, count=n) for kind, server, n in found]
+
+
+async def delete_user(
+    info: Info,
+    user_id: str | None = None,
+    identity_value: Annotated[str | None, strawberry.argument(name="identity")] = None,
+) -> DeletePayload:
+    """Erase a user with its aliases, sessions and events, in one transaction."""
+    ctx = info.context
+    if (user_id is None) == (identity_value is None):
+        return DeletePayload(
+            deleted_id=None,
+            errors=[
+                UserError(
+                    index=None,
+                    field="userId",
+                    message="give exactly one of userId or identity",
+                    code="INVALID_INPUT",
+                )
+            ],
+        )
+    try:
+        deleted = await identity.delete_user(
+            ctx.db, environment_id=ctx.environment_id, user_id=user_id, identity=identity_value
+        )
+    except UsertrailError as error:
+        return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
+    return DeletePayload(deleted_id=strawberry.ID(ids.encode("User", deleted)), errors=[])

@@ -1,0 +1,369 @@
+"""User and session filters (SPEC §5, §6), validated and compiled to SQL conditions.
+
+Filters are frozen dataclasses (hashable, so dataloaders can key on them). Compilation
+yields SQLAlchemy conditions over the users, sessions and events tables: EXISTS and IN
+subqueries on indexed columns; nothing is filtered in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from models import Event, Session, User
+from services.clock import DAY_US
+from services.errors import InvalidInput
+from services.properties import (
+    PropertyCondition,
+    column_operand,
+    compile_condition,
+    json_operand,
+)
+
+U = User.__table__
+S = Session.__table__
+E = Event.__table__
+
+MAX_LAST_DAYS = 3650
+MAX_AT_LEAST = 10_000
+MAX_DEPTH = 5
+AUTOCAPTURED = {
+    "Initial Browser", "Initial Platform", "Initial Device Type", "Initial Referrer",
+    "Initial Landing Page", "Initial Country", "Initial Region", "Initial City",
+    "Initial UTM Source", "Initial UTM Medium", "Initial UTM Campaign", "Initial UTM Term",
+    "Initial UTM Content", "Initial Marketing Channel",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Exactly one way of giving a range: the last N days, or from and/or to (µs)."""
+
+    last_days: int | None = None
+    from_us: int | None = None
+    to_us: int | None = None
+
+    def checked(self, field: str) -> TimeRange:
+        if self.last_days is not None:
+            if self.from_us is not None or self.to_us is not None:
+                raise InvalidInput(
+                    "give either lastDays or from/to, not both", field=field, code="INVALID_FILTER"
+                )
+            if not 1 <= self.last_days <= MAX_LAST_DAYS:
+                raise InvalidInput(
+                    f"lastDays must be between 1 and {MAX_LAST_DAYS}",
+                    field=f"{field}.lastDays",
+                    code="INVALID_FILTER",
+                )
+        elif self.from_us is None and self.to_us is None:
+            raise InvalidInput(
+                "give lastDays, or from and/or to", field=field, code="INVALID_FILTER"
+            )
+        if self.from_us is not None and self.to_us is not None and self.from_us > self.to_us:
+            raise InvalidInput("`from` is after `to`", field=f"{field}.from", code="INVALID_FILTER")
+        return self
+
+    def bounds(self, now_us: int) -> tuple[int | None, int | None]:
+        """(earliest, latest) in µs, inclusive; None where open."""
+        if self.last_days is not None:
+            return now_us - self.last_days * DAY_US, None
+        return self.from_us, self.to_us
+
+
+LAST_7_DAYS = TimeRange(last_days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class EventMatch:
+    """Which events: a definition or a raw type, narrowed by property conditions."""
+
+    definition_id: int | None = None
+    type: str | None = None
+    where: tuple[PropertyCondition, ...] = ()
+
+    def checked(self, field: str) -> EventMatch:
+        if (self.definition_id is None) == (self.type is None):
+            raise InvalidInput(
+                "give exactly one of definitionId or type", field=field, code="INVALID_FILTER"
+            )
+        for index, condition in enumerate(self.where):
+            condition.checked(f"{field}.where[{index}]")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class EventCondition:
+    """Users who did (or did not do) an event at least N times in a time range."""
+
+    event: EventMatch
+    did: bool = True
+    at_least: int = 1
+    time: TimeRange | None = None
+
+    def checked(self, field: str) -> EventCondition:
+        self.event.checked(f"{field}.event")
+        if not 1 <= self.at_least <= MAX_AT_LEAST:
+            raise InvalidInput(
+                f"atLeast must be between 1 and {MAX_AT_LEAST}",
+                field=f"{field}.atLeast",
+                code="INVALID_FILTER",
+            )
+        if self.time is not None:
+            self.time.checked(f"{field}.time")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    """Everything it holds is ANDed; `any_of` is an OR of nested filters."""
+
+    seen: TimeRange | None = None
+    properties: tuple[PropertyCondition, ...] = ()
+    events: tuple[EventCondition, ...] = ()
+    any_of: tuple[UserFilter, ...] = ()
+    segment_id: int | None = None
+
+    def checked(self, field: str = "filter", depth: int = 0) -> UserFilter:
+        if depth > MAX_DEPTH:
+            raise InvalidInput(
+                f"anyOf nests at most {MAX_DEPTH} levels", field=field, code="INVALID_FILTER"
+            )
+        if self.seen is not None:
+            self.seen.checked(f"{field}.seen")
+        for index, condition in enumerate(self.properties):
+            condition.checked(f"{field}.properties[{index}]")
+        for index, event in enumerate(self.events):
+            event.checked(f"{field}.events[{index}]")
+        for index, nested in enumerate(self.any_of):
+            nested.checked(f"{field}.anyOf[{index}]", depth + 1)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """The Sessions page filter (SPEC §6)."""
+
+    time: TimeRange | None = None
+    event: EventMatch | None = None
+    user_id: int | None = None
+    identity: str | None = None
+    user_properties: tuple[PropertyCondition, ...] = ()
+    sources: tuple[str, ...] = ()
+    include_server_only: bool = False
+
+    def checked(self, field: str = "filter") -> SessionFilter:
+        if self.time is not None:
+            self.time.checked(f"{field}.time")
+        if self.event is not None:
+            self.event.checked(f"{field}.event")
+        if self.user_id is not None and self.identity is not None:
+            raise InvalidInput(
+                "give at most one of userId or identity",
+                field=f"{field}.userId",
+                code="INVALID_FILTER",
+            )
+        for index, condition in enumerate(self.user_properties):
+            condition.checked(f"{field}.userProperties[{index}]")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class UserSessionFilter:
+    """Narrowing of one user's sessions."""
+
+    time: TimeRange | None = None
+    event: EventMatch | None = None
+    sources: tuple[str, ...] = ()
+
+    def checked(self, field: str = "filter") -> UserSessionFilter:
+        if self.time is not None:
+            self.time.checked(f"{field}.time")
+        if self.event is not None:
+            self.event.checked(f"{field}.event")
+        return self
+
+
+# A hook for event matches by definition: returns the condition "event row is matched by
+# definition d" for an events table alias. Set by services.definitions when it is loaded.
+DefinitionCondition = Callable[[Any, int, int], ColumnElement[bool]]
+
+
+@dataclass(slots=True)
+class Compiler:
+    """Compiles filters of one environment, at one moment, for one SQL dialect."""
+
+    environment_id: int
+    dialect: str
+    now_us: int
+    definition_condition: DefinitionCondition | None = None
+    _aliases: int = field(default=0)
+
+    # ---------------------------------------------------------------- time
+
+    def within(self, column: Any, time: TimeRange | None) -> list[ColumnElement[bool]]:
+        if time is None:
+            return []
+        low, high = time.bounds(self.now_us)
+        found = []
+        if low is not None:
+            found.append(column >= low)
+        if high is not None:
+            found.append(column <= high)
+        return found
+
+    # ---------------------------------------------------------------- users
+
+    def users(
+        self,
+        user_filter: UserFilter,
+        *,
+        default_seen: TimeRange | None = LAST_7_DAYS,
+        inherited_time: TimeRange | None = None,
+    ) -> list[ColumnElement[bool]]:
+        """Conditions on the users table for `user_filter`.
+
+        Event conditions without a time range use the filter's `seen` range; a nested
+        filter without one inherits the enclosing filter's.
+        """
+        seen = user_filter.seen or default_seen
+        event_time = seen or inherited_time
+        conditions = [self.seen(seen)] if seen is not None else []
+        conditions += [self.user_property(c) for c in user_filter.properties]
+        conditions += [self.did(c, default_time=event_time) for c in user_filter.events]
+        if user_filter.any_of:
+            branches = [
+                and_(true(), *self.users(nested, default_seen=None, inherited_time=event_time))
+                for nested in user_filter.any_of
+            ]
+            conditions.append(or_(*branches))
+        return conditions
+
+    def seen(self, time: TimeRange) -> ColumnElement[bool]:
+        """Users with activity in the range (users without events: created in it)."""
+        low, high = time.bounds(self.now_us)
+        conditions = []
+        if low is not None:
+            conditions.append(U.c.last_seen_us >= low)
+        if high is not None:
+            conditions.append(U.c.first_seen_us <= high)
+            in_range = [E.c.time_us <= high] + ([E.c.time_us >= low] if low is not None else [])
+            conditions.append(
+                or_(
+                    U.c.last_seen_us <= high,
+                    exists().where(
+                        E.c.environment_id == self.environment_id,
+                        E.c.user_id == U.c.user_id,
+                        *in_range,
+                    ),
+                )
+            )
+        return and_(true(), *conditions)
+
+    def user_property(self, condition: PropertyCondition) -> ColumnElement[bool]:
+        name = condition.property
+        lowered = name.lower()
+        if lowered in ("identity",):
+            operand = column_operand(U.c.identity, self.dialect)
+        elif lowered in ("userid", "user id"):
+            operand = column_operand(U.c.user_id, self.dialect, numeric=True)
+        elif lowered == "email":
+            operand = column_operand(U.c.email, self.dialect)
+        elif name in AUTOCAPTURED:
+            operand = json_operand(U.c.autocaptured, name, self.dialect)
+        else:
+            operand = json_operand(U.c.properties, name, self.dialect)
+        return compile_condition(operand, condition, self.dialect)
+
+    def did(
+        self, condition: EventCondition, *, default_time: TimeRange | None
+    ) -> ColumnElement[bool]:
+        """Users who did the event at least N times (or did not, when `did` is false)."""
+        events = E.alias(self._alias("ev"))
+        where = [
+            events.c.environment_id == self.environment_id,
+            events.c.user_id == U.c.user_id,
+            *self.event_match(condition.event, events),
+            *self.within(events.c.time_us, condition.time or default_time),
+        ]
+        if condition.at_least == 1:
+            done = exists().where(*where)
+        else:
+            # Count at most N rows: the subquery stops as soon as the bar is reached.
+            capped = select(events.c.id).where(*where).limit(condition.at_least).subquery()
+            done = select(func.count()).select_from(capped).scalar_subquery() >= condition.at_least
+        return done if condition.did else not_(done)
+
+    def event_match(self, match: EventMatch, events: Any) -> list[ColumnElement[bool]]:
+        """Conditions on an events table (alias) for the events `match` selects."""
+        conditions: list[ColumnElement[bool]] = []
+        if match.type is not None:
+            conditions.append(events.c.type == match.type)
+        if match.definition_id is not None:
+            if self.definition_condition is None:
+                conditions.append(false())
+            else:
+                conditions.append(
+                    self.definition_condition(events, self.environment_id, match.definition_id)
+                )
+        conditions += [
+            compile_condition(
+                json_operand(events.c.properties, c.property, self.dialect), c, self.dialect
+            )
+            for c in match.where
+        ]
+        return conditions
+
+    # ---------------------------------------------------------------- sessions
+
+    def session_has(self, match: EventMatch, sessions: Any = S) -> ColumnElement[bool]:
+        """Sessions containing an event that `match` selects."""
+        events = E.alias(self._alias("se"))
+        return exists().where(
+            events.c.environment_id == self.environment_id,
+            events.c.user_id == sessions.c.user_id,
+            events.c.session_id == sessions.c.id,
+            *self.event_match(match, events),
+        )
+
+    def sessions(
+        self, session_filter: SessionFilter, *, user_id: int | None
+    ) -> list[ColumnElement[bool]]:
+        """Conditions on the sessions table for the Sessions page; `user_id` if one is named."""
+        conditions = self.within(S.c.start_us, session_filter.time or LAST_7_DAYS)
+        if user_id is not None:
+            conditions.append(S.c.user_id == user_id)
+        if session_filter.sources:
+            conditions.append(S.c.source.in_(session_filter.sources))
+        if session_filter.event is not None:
+            conditions.append(self.session_has(session_filter.event))
+        if session_filter.user_properties:
+            conditions.append(
+                exists().where(
+                    U.c.environment_id == self.environment_id,
+                    U.c.user_id == S.c.user_id,
+                    *[self.user_property(c) for c in session_filter.user_properties],
+                )
+            )
+        narrowed = session_filter.event is not None or bool(session_filter.user_properties)
+        if narrowed and user_id is None and not session_filter.include_server_only:
+            conditions.append(S.c.origin == "CLIENT")
+        return conditions
+
+    def user_sessions(self, session_filter: UserSessionFilter | None) -> list[ColumnElement[bool]]:
+        """Conditions narrowing one user's sessions (all origins)."""
+        if session_filter is None:
+            return []
+        conditions = self.within(S.c.start_us, session_filter.time)
+        if session_filter.sources:
+            conditions.append(S.c.source.in_(session_filter.sources))
+        if session_filter.event is not None:
+            conditions.append(self.session_has(session_filter.event))
+        return conditions
+
+    def _alias(self, prefix: str) -> str:
+        self._aliases += 1
+        return f"{prefix}{self._aliases}"

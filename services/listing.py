@@ -1,0 +1,179 @@
+"""The Users and Sessions pages: keyset-paginated listings over compiled filters.
+
+Users are listed newest activity first as of a snapshot: the first page fixes a moment
+S; later pages order users whose activity changed after S by their last-seen as of S
+(recomputed from the events received by then), so new data arriving between pages never
+repeats or skips a user that was there from the start.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from models import Event, Session, User
+from services.sql import chunks
+
+U = User.__table__
+S = Session.__table__
+E = Event.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class UsersCursor:
+    last_seen_us: int
+    user_id: int
+    snapshot_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListedUser:
+    row: Any
+    cursor: UsersCursor
+
+
+async def users_page(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    after: UsersCursor | None,
+    now_us: int,
+) -> list[ListedUser]:
+    """Up to `limit` users matching `conditions`, newest activity first, after the cursor."""
+    order = (U.c.last_seen_us.desc(), U.c.user_id.desc())
+    base = [U.c.environment_id == environment_id, *conditions]
+    if after is None:
+        rows = await conn.execute(select(U).where(*base).order_by(*order).limit(limit))
+        return [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, now_us)) for r in rows]
+    snapshot = after.snapshot_us
+    key = (after.last_seen_us, after.user_id)
+    stable = await conn.execute(
+        select(U)
+        .where(*base, U.c.activity_us <= snapshot, tuple_(U.c.last_seen_us, U.c.user_id) < key)
+        .order_by(*order)
+        .limit(limit)
+    )
+    listed = [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, snapshot)) for r in stable]
+    as_of = func.coalesce(
+        select(func.max(E.c.time_us))
+        .where(
+            E.c.environment_id == environment_id,
+            E.c.user_id == U.c.user_id,
+            E.c.received_us <= snapshot,
+        )
+        .scalar_subquery(),
+        U.c.created_us,
+    )
+    movers = (
+        select(U, as_of.label("as_of"))
+        .where(*base, U.c.activity_us > snapshot, U.c.created_us <= snapshot)
+        .subquery()
+    )
+    moved = await conn.execute(
+        select(movers)
+        .where(tuple_(movers.c.as_of, movers.c.user_id) < key)
+        .order_by(movers.c.as_of.desc(), movers.c.user_id.desc())
+        .limit(limit)
+    )
+    listed += [ListedUser(r, UsersCursor(r.as_of, r.user_id, snapshot)) for r in moved]
+    listed.sort(key=lambda item: (item.cursor.last_seen_us, item.cursor.user_id), reverse=True)
+    return listed[:limit]
+
+
+async def count(
+    conn: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]]
+) -> int:
+    """How many rows of `table` match."""
+    return int(await conn.scalar(select(func.count()).select_from(table).where(*conditions)) or 0)
+
+
+async def sessions_page(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    conditions: Sequence[ColumnElement[bool]],
+    limit: int,
+    before: tuple[int, int, int] | None,
+) -> list[Any]:
+    """Up to `limit` sessions, newest first, strictly older than (start, user id, id)."""
+    where = [S.c.environment_id == environment_id, *conditions]
+    if before is not None:
+        where.append(tuple_(S.c.start_us, S.c.user_id, S.c.id) < before)
+    rows = await conn.execute(
+        select(S)
+        .where(*where)
+        .order_by(S.c.start_us.desc(), S.c.user_id.desc(), S.c.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def event_names(
+    conn: AsyncConnection, *, environment_id: int, low: int | None, high: int | None
+) -> list[tuple[str, bool, int]]:
+    """(raw type, server side, count) of every event type seen in the range."""
+    server_side = (E.c.source == "SERVER").label("server_side")
+    where = [E.c.environment_id == environment_id]
+    if low is not None:
+        where.append(E.c.time_us >= low)
+    if high is not None:
+        where.append(E.c.time_us <= high)
+    rows = await conn.execute(
+        select(E.c.type, server_side, func.count())
+        .where(*where)
+        .group_by(E.c.type, server_side)
+        .order_by(func.count().desc(), E.c.type)
+    )
+    return [(t, bool(s), n) for t, s, n in rows]
+
+
+async def event_type_counts(
+    conn: AsyncConnection, *, environment_id: int, sessions: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], list[tuple[str, int]]]:
+    """Per (user, session): (raw type, count), most frequent first."""
+    found: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
+    for chunk in chunks(list(set(sessions))):
+        rows = await conn.execute(
+            select(E.c.user_id, E.c.session_id, E.c.type, func.count())
+            .where(
+                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.session_id).in_(chunk)
+            )
+            .group_by(E.c.user_id, E.c.session_id, E.c.type)
+        )
+        for user_id, session_id, kind, n in rows:
+            found[(user_id, session_id)].append((kind, n))
+    for counts in found.values():
+        counts.sort(key=lambda item: (-item[1], item[0]))
+    return found
+
+
+async def sessions_containing(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    sessions: Sequence[tuple[int, int]],
+    match: Sequence[ColumnElement[bool]],
+    events: Any,
+) -> set[tuple[int, int]]:
+    """Which of the (user, session) pairs hold an event matching `match` (over `events`)."""
+    found: set[tuple[int, int]] = set()
+    for chunk in chunks(list(set(sessions))):
+        rows = await conn.execute(
+            select(events.c.user_id, events.c.session_id)
+            .distinct()
+            .where(
+                events.c.environment_id == environment_id,
+                tuple_(events.c.user_id, events.c.session_id).in_(chunk),
+                *match,
+            )
+        )
+        found.update((u, s) for u, s in rows)
+    return found
