@@ -83,8 +83,9 @@ class Database:
         for engine in {self.engine, self.write_engine}:
             event.listen(engine.sync_engine, "before_cursor_execute", self._count)
 
-    def _count(self, *_: Any) -> None:
-        self.statement_count += 1
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith(("BEGIN", "PRAGMA")):  # count queries, not transaction control
+            self.statement_count += 1
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -292,9 +292,8 @@ class Compiler:
         if condition.at_least == 1:
             done = exists().where(*where)
         else:
-            # Count at most N rows: the subquery stops as soon as the bar is reached.
-            capped = select(events.c.id).where(*where).limit(condition.at_least).subquery()
-            done = select(func.count()).select_from(capped).scalar_subquery() >= condition.at_least
+            counted = select(func.count()).select_from(events).where(*where)
+            done = counted.scalar_subquery() >= condition.at_least
         return done if condition.did else not_(done)
 
     def event_match(self, match: EventMatch, events: Any) -> list[ColumnElement[bool]]:

@@ -118,7 +118,9 @@ def json_operand(document: Any, key: str, dialect: str) -> Operand:
     if dialect == "postgresql":
         text = document[key].astext
         kind = func.jsonb_typeof(document[key])
-        numeric_text = text.op("~")(r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$")
+        numeric_text = text.op("~", is_comparison=True)(
+            r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
+        )
         number = case(
             (kind == "number", cast(text, Float)),
             (and_(kind == "string", numeric_text), cast(text, Float)),
@@ -136,8 +138,8 @@ def json_operand(document: Any, key: str, dialect: str) -> Operand:
     looks_numeric = and_(
         kind == "text",
         func.trim(raw) != "",
-        not_(func.trim(raw).op("GLOB")("*[^0-9.eE+-]*")),
-        func.trim(raw).op("GLOB")("*[0-9]*"),
+        not_(func.trim(raw).op("GLOB", is_comparison=True)("*[^0-9.eE+-]*")),
+        func.trim(raw).op("GLOB", is_comparison=True)("*[0-9]*"),
     )
     number = case(
         (kind.in_(["integer", "real"]), raw), (looks_numeric, cast(raw, Float)), else_=None
@@ -150,9 +152,12 @@ def column_operand(column: Any, dialect: str, *, numeric: bool = False) -> Opera
     if numeric:
         return Operand(cast(column, String), cast(column, Float), column.is_not(None))
     if dialect == "postgresql":
-        digits = column.op("~")(r"^\s*-?[0-9]+(\.[0-9]+)?\s*$")
+        digits = column.op("~", is_comparison=True)(r"^\s*-?[0-9]+(\.[0-9]+)?\s*$")
     else:
-        digits = and_(column.op("GLOB")("*[0-9]*"), not_(column.op("GLOB")("*[^0-9.-]*")))
+        digits = and_(
+            column.op("GLOB", is_comparison=True)("*[0-9]*"),
+            not_(column.op("GLOB", is_comparison=True)("*[^0-9.-]*")),
+        )
     return Operand(column, case((digits, cast(column, Float)), else_=None), column.is_not(None))
 
 
@@ -203,4 +208,4 @@ def wildcard(text: ColumnElement[Any], pattern: str, dialect: str) -> ColumnElem
         return text.like(escaped.replace("*", "%"), escape="\\")
     # GLOB is case-sensitive; its own metacharacters ? and [ are put in brackets.
     escaped = "".join(f"[{c}]" if c in "?[" else c for c in pattern)
-    return text.op("GLOB")(escaped)
+    return text.op("GLOB", is_comparison=True)(escaped)

@@ -56,6 +56,7 @@ class PostgresTemplates:
         self.admin_url = admin_url
         self.template = f"usertrail_tpl_{os.getpid()}_{secrets.token_hex(3)}"
         self.created: list[str] = []
+        self.ready = False
 
     def url(self, name: str) -> str:
         return (
@@ -71,11 +72,15 @@ class PostgresTemplates:
         finally:
             await conn.close()
 
-    async def setup(self) -> None:
+    async def _setup(self) -> None:
         await self._admin(f'CREATE DATABASE "{self.template}"')
         await asyncio.to_thread(upgrade, self.url(self.template))
+        self.ready = True
 
     async def fresh(self) -> str:
+        """A new database copied from the migrated template (made on first use)."""
+        if not self.ready:
+            await self._setup()
         name = f"usertrail_t_{secrets.token_hex(6)}"
         await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         self.created.append(name)
@@ -85,7 +90,7 @@ class PostgresTemplates:
         await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def teardown(self) -> None:
-        for name in [*self.created, self.template]:
+        for name in [*self.created, *([self.template] if self.ready else [])]:
             await self.drop(name)
 
 
@@ -105,7 +110,6 @@ async def pg_templates() -> AsyncIterator[PostgresTemplates | None]:
         yield None
         return
     templates = PostgresTemplates(url)
-    await templates.setup()
     yield templates
     await templates.teardown()
 
@@ -116,15 +120,35 @@ async def _sqlite_copy(template: Path, directory: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+async def _fresh_database(
+    templates: PostgresTemplates | None, sqlite_template: Path, directory: Path
+) -> str:
+    if PG_URL:
+        assert templates is not None
+        return await templates.fresh()
+    return await _sqlite_copy(sqlite_template, directory)
+
+
 @pytest.fixture
 async def database_url(
-    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
+    pg_templates: PostgresTemplates | None, sqlite_template: Path, tmp_path: Path
 ) -> str:
     """A freshly migrated database for this test."""
-    if PG_URL:
-        templates: PostgresTemplates = await request.getfixturevalue("pg_templates")  # type: ignore[misc]
-        return await templates.fresh()
-    return await _sqlite_copy(sqlite_template, tmp_path)
+    return await _fresh_database(pg_templates, sqlite_template, tmp_path)
+
+
+@pytest.fixture(scope="module")
+async def module_server(
+    pg_templates: PostgresTemplates | None,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningServer]:
+    """A real server over a database shared by the tests of one module (loaded once)."""
+    url = await _fresh_database(pg_templates, sqlite_template, tmp_path_factory.mktemp("module"))
+    running, server, task = await start_server(url)
+    yield running
+    server.should_exit = True
+    await task
 
 
 @pytest.fixture
