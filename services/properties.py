@@ -116,7 +116,7 @@ class Operand:
 def json_operand(document: Any, key: str, dialect: str) -> Operand:
     """The property `key` of a JSON document column."""
     if dialect == "postgresql":
-        text = document[key].astext
+        text = document[key].as_string()
         kind = func.jsonb_typeof(document[key])
         numeric_text = text.op("~", is_comparison=True)(
             r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
