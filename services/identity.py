@@ -5,7 +5,7 @@ Orchestrates the sessionizer when a merge moves events from one user to another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.clock import random_user_id
 from services.errors import Conflict, NotFound
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
-from services.sql import chunks
+from services.sql import chunks, insert_ignoring_duplicates
 from services.traits import traits_of_row
 
 U = User.__table__
@@ -102,51 +102,56 @@ async def _routes(
 async def _create_users(
     conn: AsyncConnection, environment_id: int, keys: set[UserKey], now_us: int
 ) -> dict[UserKey, int]:
-    created: dict[UserKey, int] = {}
-    for key in sorted(keys):
-        user_id = int(key.value) if key.kind == "user_id" else random_user_id()
-        while not await _insert_user(conn, environment_id, user_id, now_us):
-            if key.kind == "user_id":  # created concurrently: it exists now
-                break
-            user_id = random_user_id()
-        if key.kind != "user_id":
-            await conn.execute(
-                insert(A).values(
-                    environment_id=environment_id, kind=key.kind, alias=key.value, user_id=user_id
-                )
+    """Create a user per key in a few statements: userId keys keep their id, others get a
+    fresh random one (redrawn on the rare collision) and an alias routing the key to it."""
+    if not keys:
+        return {}
+    planned = {k: int(k.value) if k.kind == "user_id" else random_user_id() for k in keys}
+    pending = dict(planned)
+    statement = insert_ignoring_duplicates(conn, U, ["environment_id", "user_id"]).returning(
+        U.c.user_id
+    )
+    while pending:
+        rows = [
+            _new_user(
+                environment_id, user_id, now_us, key.value if key.kind == "identity" else None
             )
-            if key.kind == "identity":
-                await conn.execute(
-                    update(U)
-                    .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
-                    .values(identity=key.value)
-                )
-        created[key] = user_id
-    return created
+            for key, user_id in pending.items()
+        ]
+        inserted = set((await conn.execute(statement, rows)).scalars())
+        # A userId key whose row exists now was created concurrently: it routes there anyway.
+        pending = {
+            k: random_user_id()
+            for k, user_id in pending.items()
+            if user_id not in inserted and k.kind != "user_id"
+        }
+        planned.update(pending)
+    aliases = [
+        {"environment_id": environment_id, "kind": k.kind, "alias": k.value, "user_id": u}
+        for k, u in planned.items()
+        if k.kind != "user_id"
+    ]
+    if aliases:
+        await conn.execute(insert(A), aliases)
+    return planned
 
 
-async def _insert_user(
-    conn: AsyncConnection, environment_id: int, user_id: int, now_us: int
-) -> bool:
-    exists = await conn.scalar(
-        select(U.c.user_id).where(U.c.environment_id == environment_id, U.c.user_id == user_id)
-    )
-    if exists is not None:
-        return False
-    await conn.execute(
-        insert(U).values(
-            environment_id=environment_id,
-            user_id=user_id,
-            properties={},
-            autocaptured={},
-            first_seen_us=now_us,
-            last_seen_us=now_us,
-            created_us=now_us,
-            activity_us=now_us,
-            has_events=False,
-        )
-    )
-    return True
+def _new_user(
+    environment_id: int, user_id: int, now_us: int, identity: str | None
+) -> dict[str, Any]:
+    return {
+        "environment_id": environment_id,
+        "user_id": user_id,
+        "identity": identity,
+        "email": None,
+        "properties": {},
+        "autocaptured": {},
+        "first_seen_us": now_us,
+        "last_seen_us": now_us,
+        "created_us": now_us,
+        "activity_us": now_us,
+        "has_events": False,
+    }
 
 
 async def identify(
@@ -373,19 +378,41 @@ async def set_properties(
     conn: AsyncConnection, *, environment_id: int, user_id: int, properties: Mapping[str, Any]
 ) -> None:
     """Overwrite the given properties of a (resolved, locked) user; `email` sets Email."""
-    user = await get(conn, environment_id=environment_id, user_id=user_id)
-    assert user is not None
-    custom = dict(user.properties)
-    email = user.email
-    for key, value in properties.items():
-        if key.lower() == "email":
-            email = str(value)
-        else:
-            custom[key] = value
+    await set_properties_many(conn, environment_id=environment_id, updates=[(user_id, properties)])
+
+
+async def set_properties_many(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    updates: Sequence[tuple[int, Mapping[str, Any]]],
+) -> None:
+    """Apply property updates to (resolved, locked) users, in order, in a few statements."""
+    users = {u for u, _ in updates}
+    current: dict[int, tuple[dict[str, Any], str | None]] = {}
+    for chunk in chunks(sorted(users)):
+        rows = await conn.execute(
+            select(U.c.user_id, U.c.properties, U.c.email).where(
+                U.c.environment_id == environment_id, U.c.user_id.in_(chunk)
+            )
+        )
+        current.update({r.user_id: (dict(r.properties), r.email) for r in rows})
+    for user_id, properties in updates:
+        custom, email = current[user_id]
+        for key, value in properties.items():
+            if key.lower() == "email":
+                email = str(value)
+            else:
+                custom[key] = value
+        current[user_id] = (custom, email)
     await conn.execute(
         update(U)
-        .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
-        .values(properties=custom, email=email)
+        .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
+        .values(properties=bindparam("b_properties"), email=bindparam("b_email")),
+        [
+            {"b_user": u, "b_properties": custom, "b_email": email}
+            for u, (custom, email) in current.items()
+        ],
     )
 
 
