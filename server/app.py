@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from graph.schema import build
 from models.db import Database
+from server import heap_api, segment_api
 from server.graphql_app import GraphQLApp
 from server.settings import Settings
 from services import environments
@@ -30,6 +31,23 @@ class AppState:
         if self.default_environment_id is None:  # resolved lazily: the database may be down
             self.default_environment_id = (await environments.ensure(self.db)).id
         return self.default_environment_id
+
+    async def environment_for_app_id(self, app_id: str) -> int | None:
+        """The environment a Heap `app_id` names, or None (dev mode: any app id is `default`)."""
+        if self.settings.dev:
+            return await self.environment_for(None)
+        async with self.db.read() as conn:
+            found = await environments.get_by_app_id(conn, app_id=app_id)
+        return found.id if found is not None else None
+
+    async def environment_for_write_key(self, write_key: str) -> int | None:
+        """The environment a Segment write key names, or None (dev mode: any key is `default`).
+
+        Outside dev mode no key resolves until API keys exist.
+        """
+        if self.settings.dev:
+            return await self.environment_for(None)
+        return None
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -55,6 +73,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *heap_api.routes,
+        *segment_api.routes,
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -20,7 +20,7 @@ from services import identity as identities
 from services import limits
 from services.autocapture import split_url
 from services.clock import now_us, row_ids
-from services.errors import InvalidInput, Problem, UsertrailError
+from services.errors import Conflict, InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
@@ -375,3 +375,145 @@ async def identify(
         )
 
     return await db.write(work)
+
+
+@dataclass(slots=True)
+class AnonymousLink:
+    """An anonymous id seen with an identity (Segment identify or alias, any message with both)."""
+
+    anonymous_id: Any
+    identity: Any
+    explicit: bool = False  # an alias asks for this link: refusing it is a problem, not a no-op
+
+
+async def link_anonymous_ids(
+    db: Database, *, environment_id: int, links: Sequence[AnonymousLink], field_name: str = "batch"
+) -> Outcome:
+    """Route anonymous ids to their identity's user, identifying or merging as SPEC §1 says.
+
+    An unseen anonymous id becomes an alias of the identity's user (created if unknown). The
+    anonymous user of a seen one is identified, or merged into the identity's user when that
+    exists. An anonymous id whose user already has another identity keeps routing there
+    (identified users are never merged); only an explicit link reports it (ALREADY_IDENTIFIED).
+    `Outcome.users` maps each applied link's index to the identity's user, when known.
+    """
+    limits.batch_size(len(links), field_name)
+    received = now_us()
+    problems: list[Problem] = []
+    valid: list[tuple[int, UserKey, UserKey, bool]] = []
+    for index, link in enumerate(links):
+        try:
+            anonymous = limits.short_text(
+                link.anonymous_id, "anonymousId", "INVALID_ANONYMOUS_ID", 1024
+            )
+            who = limits.identity(link.identity)
+        except UsertrailError as error:
+            problems.append(error.problem.at(index))
+            continue
+        valid.append(
+            (index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit)
+        )
+
+    async def work(conn: AsyncConnection) -> Outcome:
+        outcome = Outcome(problems=list(problems))
+        # Lock every key up front, in one sorted batch, before any link takes more locks.
+        known = await identities.resolve(
+            conn,
+            environment_id=environment_id,
+            keys={
+                key
+                for _, anonymous, who, explicit in valid
+                for key in (anonymous, who, *_previous_identity(anonymous, explicit))
+            },
+            now_us=received,
+            create=False,
+        )
+        for index, anonymous, who, explicit in valid:
+            if known.get(anonymous) is not None and known.get(anonymous) == known.get(who):
+                # Linked before: the usual case, every message after an identify carries both
+                # ids. An identified user is never merged away, so this stays true below.
+                outcome.accepted += 1
+                outcome.users[index] = known[who]
+                continue
+            try:
+                user = await _link(conn, environment_id, anonymous, who, received, explicit)
+            except UsertrailError as error:
+                outcome.problems.append(error.problem.at(index))
+                continue
+            outcome.accepted += 1
+            if user is not None:
+                outcome.users[index] = user
+        return outcome
+
+    outcome = await db.write(work) if valid else Outcome(problems=problems)
+    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
+    return outcome
+
+
+async def _link(
+    conn: AsyncConnection,
+    environment_id: int,
+    anonymous: UserKey,
+    who: UserKey,
+    received_us: int,
+    explicit: bool,
+) -> int | None:
+    """Apply one link; the identity's user afterwards, or None when the link was declined."""
+    routes = await identities.resolve(
+        conn, environment_id=environment_id, keys={anonymous, who}, now_us=received_us, create=False
+    )
+    if anonymous not in routes:
+        if explicit:  # an alias's previousId may also be an earlier identity
+            await _refuse_identified_previous(
+                conn, environment_id, anonymous.value, routes.get(who), received_us
+            )
+        routes |= await identities.resolve(
+            conn, environment_id=environment_id, keys={who}, now_us=received_us
+        )
+        await conn.execute(
+            insert(identities.A).values(
+                environment_id=environment_id,
+                kind=anonymous.kind,
+                alias=anonymous.value,
+                user_id=routes[who],
+            )
+        )
+        return routes[who]
+    user_id = routes[anonymous]
+    if routes.get(who) == user_id:
+        return user_id
+    user = await identities.get(conn, environment_id=environment_id, user_id=user_id)
+    if user is not None and user.identity is not None:
+        if explicit:
+            raise Conflict(
+                f"{anonymous.value!r:.80} belongs to a user identified as {user.identity!r:.80}; "
+                "identified users are never merged",
+                field="anonymousId",
+                code="ALREADY_IDENTIFIED",
+            )
+        return None
+    done = await identities.identify(
+        conn, environment_id=environment_id, user_id=user_id, identity=who.value, now_us=received_us
+    )
+    return done.user_id
+
+
+def _previous_identity(anonymous: UserKey, explicit: bool) -> tuple[UserKey, ...]:
+    """The identity an alias's previousId may also be (see `_refuse_identified_previous`)."""
+    return (UserKey("identity", anonymous.value),) if explicit else ()
+
+
+async def _refuse_identified_previous(
+    conn: AsyncConnection, environment_id: int, previous: str, owner: int | None, received_us: int
+) -> None:
+    """An alias from an earlier identity to another user would merge two identified users."""
+    earlier = UserKey("identity", previous)
+    routes = await identities.resolve(
+        conn, environment_id=environment_id, keys={earlier}, now_us=received_us, create=False
+    )
+    if earlier in routes and routes[earlier] != owner:
+        raise Conflict(
+            f"{previous!r:.80} is the identity of another user; identified users are never merged",
+            field="anonymousId",
+            code="ALREADY_IDENTIFIED",
+        )
