@@ -1,9 +1,21 @@
 """SQLAlchemy mappings; imports nothing of ours outside this package."""
 
 from models.base import Base
+from models.definition import DefinitionMatch, EventDefinition, RageClick
 from models.environment import Environment
 from models.event import Event, IdempotencyKey
 from models.session import Session
 from models.user import User, UserAlias
 
-__all__ = ["Base", "Environment", "Event", "IdempotencyKey", "Session", "User", "UserAlias"]
+__all__ = [
+    "Base",
+    "DefinitionMatch",
+    "Environment",
+    "Event",
+    "EventDefinition",
+    "IdempotencyKey",
+    "RageClick",
+    "Session",
+    "User",
+    "UserAlias",
+]

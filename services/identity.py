@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, case, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, Session, User, UserAlias
-from services import locks
+from services import definitions, locks, rage_clicks
 from services.autocapture import marketing_channel, split_url
 from services.clock import random_user_id
 from services.errors import Conflict, NotFound
@@ -199,6 +199,11 @@ async def merge(
     source = await get(conn, environment_id=environment_id, user_id=source_id)
     target = await get(conn, environment_id=environment_id, user_id=target_id)
     assert source is not None and target is not None
+    # Matches and rage clicks move first: rage-click detection reads the source's clicks.
+    for follower in (definitions, rage_clicks):
+        await follower.on_merge(
+            conn, environment_id=environment_id, source_id=source_id, target_id=target_id
+        )
     of_source = (S.c.environment_id == environment_id) & (S.c.user_id == source_id)
     traits = {
         row["first_event_id"]: traits_of_row(row)
@@ -443,6 +448,8 @@ async def delete_user(
         if key not in routes:
             raise NotFound("no such user", field=key.kind_field, code="UNKNOWN_USER")
         target = routes[key]
+        for follower in (definitions, rage_clicks):
+            await follower.on_user_deleted(conn, environment_id=environment_id, user_id=target)
         for table in USER_TABLES:
             await conn.execute(
                 delete(table).where(

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, User
 from models.db import Database
+from services import definitions, limits, rage_clicks
 from services import identity as identities
-from services import limits
 from services.autocapture import split_url
 from services.clock import now_us, row_ids
 from services.errors import Conflict, InvalidInput, Problem, UsertrailError
@@ -247,7 +247,10 @@ async def _store_events(
     )
     for item in items:
         item.row["session_id"] = done.assignments[item.row["id"]]
-    await conn.execute(insert(E), [item.row for item in items])
+    rows = [item.row for item in items]
+    await conn.execute(insert(E), rows)
+    await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
+    await rage_clicks.update_rage_clicks(conn, environment_id=environment_id, rows=rows)
     spans = {
         user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
         for user, group in by_user.items()

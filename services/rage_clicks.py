@@ -1,0 +1,217 @@
+"""Rage clicks (SPEC §3): bursts of three or more clicks on one element, at most 1 s apart.
+
+The rule is a pure function of a user's clicks (`rage_click_ids`). Stored, it is the table
+`rage_clicks` of the clicks in bursts, kept by `update_rage_clicks` as clicks arrive: a new
+click can only grow the burst it joins (never split one), so recomputing the bursts that
+contain new clicks, from the stored clicks around them, and inserting their members keeps
+the table equal to the rule whatever order the clicks arrive in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models import Event, RageClick
+from services.sql import chunks, insert_ignoring_duplicates
+
+E = Event.__table__
+R = RageClick.__table__
+
+CLICK = "click"
+MAX_GAP_US = 1_000_000
+MIN_BURST = 3
+KEY = ["environment_id", "user_id", "event_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    id: int
+    time_us: int
+    element: str
+
+
+def element_of(properties: Mapping[str, Any]) -> str | None:
+    """What was clicked: the hierarchy, else path and target text; None when neither is known."""
+    hierarchy = properties.get("hierarchy")
+    if isinstance(hierarchy, str) and hierarchy:
+        return "h" + hierarchy
+    path, target_text = properties.get("path"), properties.get("target_text")
+    if path is None and target_text is None:
+        return None
+    return "t" + orjson.dumps([path, target_text]).decode()
+
+
+def bursts(clicks: Iterable[Click]) -> list[list[Click]]:
+    """Maximal runs of clicks on one element with at most MAX_GAP_US between neighbours."""
+    by_element: dict[str, list[Click]] = defaultdict(list)
+    for click in clicks:
+        by_element[click.element].append(click)
+    runs: list[list[Click]] = []
+    for group in by_element.values():
+        group.sort(key=lambda c: (c.time_us, c.id))
+        run = [group[0]]
+        for click in group[1:]:
+            if click.time_us - run[-1].time_us <= MAX_GAP_US:
+                run.append(click)
+            else:
+                runs.append(run)
+                run = [click]
+        runs.append(run)
+    return runs
+
+
+def rage_click_ids(clicks: Iterable[Click]) -> set[int]:
+    """The pure rule: ids of the clicks in bursts of at least MIN_BURST clicks."""
+    return {c.id for run in bursts(clicks) if len(run) >= MIN_BURST for c in run}
+
+
+def _click(row: Mapping[str, Any]) -> Click | None:
+    if row["type"] != CLICK:
+        return None
+    element = element_of(row.get("properties") or {})
+    return None if element is None else Click(row["id"], row["time_us"], element)
+
+
+async def update_rage_clicks(
+    conn: AsyncConnection, *, environment_id: int, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Record the rage clicks that events being ingested (row dicts) complete.
+
+    Call it inside the ingest transaction, with the user locks held; idempotent, and
+    indifferent to whether the rows are inserted yet.
+    """
+    new: dict[int, list[Click]] = defaultdict(list)
+    for row in rows:
+        click = _click(row)
+        if click is not None:
+            new[row["user_id"]].append(click)
+    for user_id, clicks in sorted(new.items()):
+        await _settle(conn, environment_id, user_id, clicks)
+
+
+async def _settle(
+    conn: AsyncConnection, environment_id: int, user_id: int, new: list[Click]
+) -> None:
+    """Recompute the bursts holding `new` clicks from the user's stored clicks around them."""
+    elements = {c.element for c in new}
+    new_ids = {c.id for c in new}
+    low = min(c.time_us for c in new) - MAX_GAP_US
+    high = max(c.time_us for c in new) + MAX_GAP_US
+    while True:
+        stored = await _clicks_between(conn, environment_id, user_id, low, high, elements)
+        known = {c.id: c for c in stored} | {c.id: c for c in new}
+        affected = [run for run in bursts(known.values()) if any(c.id in new_ids for c in run)]
+        # A burst reaching the edge of what was read may go on beyond it: read wider.
+        first = min(run[0].time_us for run in affected)
+        last = max(run[-1].time_us for run in affected)
+        if first - MAX_GAP_US >= low and last + MAX_GAP_US <= high:
+            break
+        width = high - low
+        low, high = min(low, first - MAX_GAP_US - width), max(high, last + MAX_GAP_US + width)
+    rage = [c.id for run in affected if len(run) >= MIN_BURST for c in run]
+    statement = insert_ignoring_duplicates(conn, R, KEY)
+    for chunk in chunks(rage, 1000):
+        await conn.execute(
+            statement,
+            [{"environment_id": environment_id, "user_id": user_id, "event_id": i} for i in chunk],
+        )
+
+
+async def _clicks_between(
+    conn: AsyncConnection,
+    environment_id: int,
+    user_id: int,
+    low: int,
+    high: int,
+    elements: set[str],
+) -> list[Click]:
+    rows = await conn.execute(
+        select(E.c.id, E.c.time_us, E.c.properties).where(
+            E.c.environment_id == environment_id,
+            E.c.user_id == user_id,
+            E.c.time_us >= low,
+            E.c.time_us <= high,
+            E.c.type == CLICK,
+        )
+    )
+    found = []
+    for row in rows:
+        element = element_of(row.properties or {})
+        if element in elements:
+            found.append(Click(row.id, row.time_us, element))
+    return found
+
+
+async def rage_click_events(
+    conn: AsyncConnection, *, environment_id: int, keys: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """The (user id, event id) keys among `keys` that are rage clicks."""
+    found: set[tuple[int, int]] = set()
+    for chunk in chunks(list(set(keys))):
+        rows = await conn.execute(
+            select(R.c.user_id, R.c.event_id).where(
+                R.c.environment_id == environment_id, tuple_(R.c.user_id, R.c.event_id).in_(chunk)
+            )
+        )
+        found.update((row.user_id, row.event_id) for row in rows)
+    return found
+
+
+async def sessions_with_rage_clicks(
+    conn: AsyncConnection, *, environment_id: int, session_keys: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """The (user id, session id) keys among `session_keys` whose sessions hold a rage click."""
+    found: set[tuple[int, int]] = set()
+    for chunk in chunks(list(set(session_keys))):
+        rows = await conn.execute(
+            select(E.c.user_id, E.c.session_id)
+            .join(
+                R,
+                (R.c.environment_id == E.c.environment_id)
+                & (R.c.user_id == E.c.user_id)
+                & (R.c.event_id == E.c.id),
+            )
+            .where(
+                E.c.environment_id == environment_id,
+                tuple_(E.c.user_id, E.c.session_id).in_(chunk),
+            )
+            .distinct()
+        )
+        found.update((row.user_id, row.session_id) for row in rows)
+    return found
+
+
+async def on_merge(
+    conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int
+) -> None:
+    """Carry `source_id`'s rage clicks to `target_id` and find the bursts the merge completes.
+
+    Call it from identity.merge before the source's events move (it reads its clicks).
+    """
+    rows = await conn.execute(
+        select(E.c.id, E.c.type, E.c.time_us, E.c.properties).where(
+            E.c.environment_id == environment_id, E.c.user_id == source_id, E.c.type == CLICK
+        )
+    )
+    moved = [c for c in (_click(row._mapping) for row in rows) if c is not None]
+    await conn.execute(
+        update(R)
+        .where(R.c.environment_id == environment_id, R.c.user_id == source_id)
+        .values(user_id=target_id)
+    )
+    if moved:
+        await _settle(conn, environment_id, target_id, moved)
+
+
+async def on_user_deleted(conn: AsyncConnection, *, environment_id: int, user_id: int) -> None:
+    """Forget the rage clicks of a deleted user."""
+    await conn.execute(
+        delete(R).where(R.c.environment_id == environment_id, R.c.user_id == user_id)
+    )
