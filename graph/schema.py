@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from graph.common import Node
 from graph.event import Event
-from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
-from graph.session import Session
-from graph.user import User
-from graph.payloads import DeletePayload, EventName
-from graph.session import SessionConnection
-from graph.user import UserConnection
-from resolvers import lists, mutation, query
+from graph.extensions import extensions_for
+from graph.payloads import (
+    DeletePayload,
+    EventName,
+    IdentifyPayload,
+    TrackPayload,
+    UserPropertiesPayload,
+)
+from graph.segment import Segment, SegmentPayload
+from graph.session import Session, SessionConnection
+from graph.user import User, UserConnection
+from resolvers import lists, mutation, query, segments
 
 
 @strawberry.type(description="Reading users, sessions and events.")
@@ -40,6 +36,9 @@ class Query:
     )
     event_names: list[EventName] = strawberry.field(
         resolver=lists.event_names, description="Every raw event type seen, for drop-downs."
+    )
+    segments: list[Segment] = strawberry.field(
+        resolver=segments.list_segments, description="Saved segments, oldest first."
     )
 
 
@@ -65,27 +64,25 @@ class Mutation:
         resolver=lists.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
-
-
-def is_unexpected(error: GraphQLError) -> bool:
-    """Mask only errors raised by bugs; validation, limit and input errors stay readable."""
-    original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    create_segment: SegmentPayload = strawberry.mutation(
+        resolver=segments.create_segment, description="Save a segment."
+    )
+    update_segment: SegmentPayload = strawberry.mutation(
+        resolver=segments.update_segment, description="Change a segment."
+    )
+    delete_segment: DeletePayload = strawberry.mutation(
+        resolver=segments.delete_segment,
+        description="Delete a segment that no other segment uses.",
+    )
 
 
 def build(*, dev: bool) -> strawberry.Schema:
-    """The schema, with limits on depth, aliases and tokens; errors masked outside dev mode."""
-    extensions = [
-        lambda: QueryDepthLimiter(max_depth=12),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
-        lambda: MaxTokensLimiter(max_token_count=5000),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-    ]
-    if not dev:
-        extensions.append(lambda: MaskErrors(should_mask_error=is_unexpected))
+    """The schema with the request-safety extensions of graph/extensions.py."""
     return strawberry.Schema(
-        query=Query, mutation=Mutation, types=[User, Session, Event], extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        types=[User, Session, Event, Segment],
+        extensions=extensions_for(dev=dev),
     )
 
 

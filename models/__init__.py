@@ -4,6 +4,7 @@ from models.base import Base
 from models.definition import DefinitionMatch, EventDefinition, RageClick
 from models.environment import Environment
 from models.event import Event, IdempotencyKey
+from models.segment import Segment
 from models.session import Session
 from models.user import User, UserAlias
 
@@ -15,6 +16,7 @@ __all__ = [
     "EventDefinition",
     "IdempotencyKey",
     "RageClick",
+    "Segment",
     "Session",
     "User",
     "UserAlias",

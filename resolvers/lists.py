@@ -16,6 +16,7 @@ from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
 from resolvers.context import Context
 from resolvers.filters import checked, session_filter, time_range, user_filter
+from resolvers.segments import compiled_users
 from services import identity, limits, listing
 from services.errors import UsertrailError
 from services.identity import UserKey
@@ -34,18 +35,13 @@ async def users(
     """Users newest activity first, keyset-paginated, as of the first page's moment."""
     first = check_first(first, default=50, maximum=MAX_PAGE)
     wanted = checked(lambda: user_filter(filter).checked())
-    if wanted.segment_id is not None:
-        raise GraphQLError(
-            "filter.segmentId: saved segments are not available yet",
-            extensions={"code": "NOT_AVAILABLE", "field": "filter.segmentId"},
-        )
     cursor = read_cursor(after, "uc", size=3)
     position = UsersCursor(*cursor) if cursor is not None else None
     ctx = info.context
     compiler = ctx.loaders.compiler()
     if position is not None:
         compiler.now_us = position.snapshot_us
-    conditions = compiler.users(wanted)
+    conditions = await compiled_users(info, wanted, compiler)
     async with ctx.db.read() as conn:
         listed = await listing.users_page(
             conn,

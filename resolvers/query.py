@@ -10,10 +10,11 @@ from graphql import GraphQLError
 from graph import ids
 from graph.common import Node
 from graph.event import Event
+from graph.segment import Segment
 from graph.session import Session
 from graph.user import User
 from resolvers.context import Context
-from services import limits
+from services import limits, segments
 from services.errors import InvalidInput
 from services.identity import UserKey, resolve_existing
 
@@ -33,6 +34,12 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if kind == "Session" and len(parts) == 2:
         row = await loaders.session.load(parts)
         return Session.from_row(row) if row is not None else None
+    if kind == "Segment" and len(parts) == 1:
+        async with info.context.db.read() as conn:
+            row = await segments.get(
+                conn, environment_id=info.context.environment_id, segment_id=parts[0]
+            )
+        return Segment.from_row(row) if row is not None else None
     if kind == "Event" and len(parts) == 2:
         row = await loaders.event.load(parts)
         return Event.from_row(row) if row is not None else None

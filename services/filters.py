@@ -200,6 +200,8 @@ class Compiler:
     dialect: str
     now_us: int
     definition_condition: DefinitionCondition | None = None
+    # Filters of the segments the compiled filters name (see services.segments).
+    segments: dict[int, UserFilter] = field(default_factory=dict)
     _aliases: int = field(default=0)
 
     # ---------------------------------------------------------------- time
@@ -234,6 +236,10 @@ class Compiler:
         conditions = [self.seen(seen)] if seen is not None else []
         conditions += [self.user_property(c) for c in user_filter.properties]
         conditions += [self.did(c, default_time=event_time) for c in user_filter.events]
+        if user_filter.segment_id is not None:
+            saved = self.segments.get(user_filter.segment_id)
+            # A segment is a whole filter of its own: its seen range defaults to 7 days.
+            conditions += [false()] if saved is None else self.users(saved)
         if user_filter.any_of:
             branches = [
                 and_(true(), *self.users(nested, default_seen=None, inherited_time=event_time))

@@ -32,11 +32,7 @@ KNOWN_GAPS: dict[str, str] = {
     "EventCriteria": "issue 4",
     "StringMatch": "issue 4",
     "PropertyConditionValue": "issue 4",
-    "Segment": "issue 9 (segments)",
-    "SegmentInput": "issue 9",
-    "SegmentPayload": "issue 9",
     "Query.eventDefinitions": "issue 4",
-    "Query.segments": "issue 9",
     "PropertyConditionInput": "issue 4",
     "StringMatchInput": "issue 4",
     "EventCriteriaInput": "issue 4",
@@ -45,9 +41,6 @@ KNOWN_GAPS: dict[str, str] = {
     "Mutation.defineEvent": "issue 4",
     "Mutation.updateEventDefinition": "issue 4",
     "Mutation.deleteEventDefinition": "issue 4",
-    "Mutation.createSegment": "issue 9",
-    "Mutation.updateSegment": "issue 9",
-    "Mutation.deleteSegment": "issue 9",
 }
 
 

@@ -1,0 +1,113 @@
+"""Segment queries and mutations; segment ids in filters are resolved before compiling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from graph.common import UserError
+from graph.payloads import DeletePayload
+from graph.segment import Segment, SegmentInput, SegmentPayload
+from resolvers.context import Context
+from resolvers.filters import bad_input, node_id, user_filter
+from services import listing, segments
+from services.errors import UsertrailError
+from services.filters import Compiler, UserFilter
+
+Info = strawberry.Info[Context]
+
+
+async def compiled_users(
+    info: Info, wanted: UserFilter, compiler: Compiler, *, default_seen: bool = True
+) -> list[Any]:
+    """Conditions on users for `wanted`, after loading the segments it names."""
+    async with info.context.db.read() as conn:
+        try:
+            compiler.segments = await segments.resolve_filters(
+                conn, environment_id=info.context.environment_id, user_filter=wanted
+            )
+        except UsertrailError as error:
+            raise bad_input(error) from None
+    if default_seen:
+        return compiler.users(wanted)
+    return compiler.users(wanted, default_seen=None)
+
+
+async def member_count(info: Info, segment_id: int) -> int:
+    ctx = info.context
+    compiler = ctx.loaders.compiler()
+    # A filter holding only the segment, with no seen range of its own beside the segment's.
+    only = UserFilter(segment_id=segment_id)
+    conditions = await compiled_users(info, only, compiler, default_seen=False)
+    async with ctx.db.read() as conn:
+        return await listing.count(
+            conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
+        )
+
+
+async def list_segments(info: Info) -> list[Segment]:
+    async with info.context.db.read() as conn:
+        rows = await segments.list_(conn, environment_id=info.context.environment_id)
+    return [Segment.from_row(row) for row in rows]
+
+
+def _error(error: UsertrailError) -> SegmentPayload:
+    return SegmentPayload(segment=None, errors=[UserError.from_problem(error.problem)])
+
+
+async def create_segment(info: Info, input: SegmentInput) -> SegmentPayload:
+    ctx = info.context
+    try:
+        wanted = user_filter(input.filter, "input.filter")
+        row = await segments.create(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            name=input.name,
+            description=input.description,
+            user_filter=wanted,
+        )
+    except UsertrailError as error:
+        return _error(error)
+    return SegmentPayload(segment=Segment.from_row(row), errors=[])
+
+
+async def update_segment(info: Info, id: strawberry.ID, input: SegmentInput) -> SegmentPayload:
+    ctx = info.context
+    try:
+        segment_id = _segment_id(id)
+        wanted = user_filter(input.filter, "input.filter")
+        row = await segments.update(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            segment_id=segment_id,
+            name=input.name,
+            description=input.description,
+            user_filter=wanted,
+        )
+    except UsertrailError as error:
+        return _error(error)
+    return SegmentPayload(segment=Segment.from_row(row), errors=[])
+
+
+async def delete_segment(info: Info, id: strawberry.ID) -> DeletePayload:
+    ctx = info.context
+    try:
+        await segments.delete(ctx.db, environment_id=ctx.environment_id, segment_id=_segment_id(id))
+    except UsertrailError as error:
+        return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
+    return DeletePayload(deleted_id=id, errors=[])
+
+
+def _segment_id(value: strawberry.ID) -> int:
+    from graphql import GraphQLError
+
+    from services.errors import NotFound
+
+    try:
+        found = node_id(value, "Segment", "id")
+    except GraphQLError:
+        found = None
+    if found is None:
+        raise NotFound("no such segment", field="id", code="UNKNOWN_SEGMENT")
+    return found

@@ -1,0 +1,326 @@
+"""Segments: saved, named user filters. Membership is evaluated when queried (always current).
+
+A segment's filter may name other segments (`segmentId`); cycles are refused, and so is
+deleting a segment that another one uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.db import Database
+from models.segment import Segment
+from services.clock import now_us, to_datetime, to_micros
+from services.errors import Conflict, InvalidInput, NotFound
+from services.filters import EventCondition, EventMatch, TimeRange, UserFilter
+from services.properties import PropertyCondition
+
+T = Segment.__table__
+MAX_NAME = 255
+MAX_DESCRIPTION = 4096
+
+
+# ---------------------------------------------------------------- the saved form
+
+
+def _range_document(time: TimeRange | None) -> dict[str, Any] | None:
+    if time is None:
+        return None
+    found: dict[str, Any] = {}
+    if time.last_days is not None:
+        found["lastDays"] = time.last_days
+    if time.from_us is not None:
+        found["from"] = to_datetime(time.from_us).isoformat()
+    if time.to_us is not None:
+        found["to"] = to_datetime(time.to_us).isoformat()
+    return found
+
+
+def _conditions_document(conditions: tuple[PropertyCondition, ...]) -> list[dict[str, Any]]:
+    return [{"property": c.property, "op": c.op, "value": c.value} for c in conditions]
+
+
+def to_document(user_filter: UserFilter) -> dict[str, Any]:
+    """The filter in the contract's UserFilter shape (ids as numbers)."""
+    document: dict[str, Any] = {}
+    if user_filter.seen is not None:
+        document["seen"] = _range_document(user_filter.seen)
+    if user_filter.properties:
+        document["properties"] = _conditions_document(user_filter.properties)
+    if user_filter.events:
+        document["events"] = [
+            {
+                "event": {
+                    "definitionId": c.event.definition_id,
+                    "type": c.event.type,
+                    "where": _conditions_document(c.event.where),
+                },
+                "did": c.did,
+                "atLeast": c.at_least,
+                "time": _range_document(c.time),
+            }
+            for c in user_filter.events
+        ]
+    if user_filter.any_of:
+        document["anyOf"] = [to_document(nested) for nested in user_filter.any_of]
+    if user_filter.segment_id is not None:
+        document["segmentId"] = user_filter.segment_id
+    return document
+
+
+def _range(value: dict[str, Any] | None) -> TimeRange | None:
+    if not value:
+        return None
+    return TimeRange(
+        last_days=value.get("lastDays"),
+        from_us=to_micros_iso(value["from"]) if value.get("from") else None,
+        to_us=to_micros_iso(value["to"]) if value.get("to") else None,
+    )
+
+
+def to_micros_iso(text: str) -> int:
+    from datetime import datetime
+
+    return to_micros(datetime.fromisoformat(text))
+
+
+def _conditions(values: list[dict[str, Any]] | None) -> tuple[PropertyCondition, ...]:
+    return tuple(PropertyCondition(v["property"], v["op"], v.get("value")) for v in values or [])
+
+
+def from_document(document: dict[str, Any]) -> UserFilter:
+    """The filter a saved document describes."""
+    return UserFilter(
+        seen=_range(document.get("seen")),
+        properties=_conditions(document.get("properties")),
+        events=tuple(
+            EventCondition(
+                event=EventMatch(
+                    definition_id=c["event"].get("definitionId"),
+                    type=c["event"].get("type"),
+                    where=_conditions(c["event"].get("where")),
+                ),
+                did=c.get("did", True),
+                at_least=c.get("atLeast", 1),
+                time=_range(c.get("time")),
+            )
+            for c in document.get("events") or []
+        ),
+        any_of=tuple(from_document(nested) for nested in document.get("anyOf") or []),
+        segment_id=document.get("segmentId"),
+    )
+
+
+def referenced(user_filter: UserFilter) -> Iterator[int]:
+    """Ids of the segments a filter names, at any depth of anyOf."""
+    if user_filter.segment_id is not None:
+        yield user_filter.segment_id
+    for nested in user_filter.any_of:
+        yield from referenced(nested)
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def list_(conn: AsyncConnection, *, environment_id: int) -> list[Any]:
+    """The environment's segments, oldest first."""
+    rows = await conn.execute(
+        select(T).where(T.c.environment_id == environment_id).order_by(T.c.created_us, T.c.id)
+    )
+    return list(rows)
+
+
+async def get(conn: AsyncConnection, *, environment_id: int, segment_id: int) -> Any:
+    """One segment of the environment, or None (also for another environment's segment)."""
+    rows = await conn.execute(
+        select(T).where(T.c.environment_id == environment_id, T.c.id == segment_id)
+    )
+    return rows.first()
+
+
+async def resolve_filters(
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    user_filter: UserFilter,
+    field: str = "filter.segmentId",
+) -> dict[int, UserFilter]:
+    """Every segment `user_filter` names, transitively, by id; unknown ids are refused."""
+    found: dict[int, UserFilter] = {}
+    pending = list(referenced(user_filter))
+    while pending:
+        segment_id = pending.pop()
+        if segment_id in found:
+            continue
+        row = await get(conn, environment_id=environment_id, segment_id=segment_id)
+        if row is None:
+            raise InvalidInput(
+                f"no segment with id {segment_id} in this environment",
+                field=field,
+                code="UNKNOWN_SEGMENT",
+            )
+        found[segment_id] = from_document(row.filter)
+        pending += referenced(found[segment_id])
+    return found
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _checked_text(name: Any, description: Any) -> tuple[str, str | None]:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("name must not be blank", field="input.name", code="INVALID_NAME")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(
+            f"name is longer than {MAX_NAME} characters", field="input.name", code="INVALID_NAME"
+        )
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(
+            f"description is longer than {MAX_DESCRIPTION} characters",
+            field="input.description",
+            code="INVALID_DESCRIPTION",
+        )
+    return name.strip(), description
+
+
+async def _check_references(
+    conn: AsyncConnection, environment_id: int, segment_id: int | None, user_filter: UserFilter
+) -> None:
+    """Named segments exist, and saving this filter under `segment_id` makes no cycle."""
+    graph = await resolve_filters(
+        conn, environment_id=environment_id, user_filter=user_filter, field="input.filter.segmentId"
+    )
+    if segment_id is None:
+        return
+    graph[segment_id] = user_filter
+    path: list[int] = []
+
+    def visit(node: int) -> None:
+        if node in path:
+            names = " → ".join(str(n) for n in [*path[path.index(node) :], node])
+            raise InvalidInput(
+                f"segments would refer to each other in a cycle ({names})",
+                field="input.filter.segmentId",
+                code="SEGMENT_CYCLE",
+            )
+        path.append(node)
+        for child in referenced(graph.get(node, UserFilter())):
+            visit(child)
+        path.pop()
+
+    visit(segment_id)
+
+
+async def _write(db: Database, work: Any) -> Any:
+    try:
+        return await db.write(work)
+    except IntegrityError:
+        raise Conflict(
+            "a segment with this name already exists", field="input.name", code="NAME_TAKEN"
+        ) from None
+
+
+async def _name_free(
+    conn: AsyncConnection, environment_id: int, name: str, segment_id: int | None
+) -> None:
+    clash = await conn.scalar(
+        select(T.c.id).where(T.c.environment_id == environment_id, T.c.name_key == name.lower())
+    )
+    if clash is not None and clash != segment_id:
+        raise Conflict(
+            f"a segment named {name!r} already exists", field="input.name", code="NAME_TAKEN"
+        )
+
+
+async def create(
+    db: Database, *, environment_id: int, name: Any, description: Any, user_filter: UserFilter
+) -> Any:
+    """Save a new segment."""
+    name, description = _checked_text(name, description)
+    user_filter.checked("input.filter")
+
+    async def work(conn: AsyncConnection) -> Any:
+        await _name_free(conn, environment_id, name, None)
+        await _check_references(conn, environment_id, None, user_filter)
+        moment = now_us()
+        result = await conn.execute(
+            insert(T)
+            .values(
+                environment_id=environment_id,
+                name=name,
+                name_key=name.lower(),
+                description=description,
+                filter=to_document(user_filter),
+                created_us=moment,
+                updated_us=moment,
+            )
+            .returning(T.c.id)
+        )
+        return await get(conn, environment_id=environment_id, segment_id=result.scalar_one())
+
+    return await _write(db, work)
+
+
+async def update(
+    db: Database,
+    *,
+    environment_id: int,
+    segment_id: int,
+    name: Any,
+    description: Any,
+    user_filter: UserFilter,
+) -> Any:
+    """Replace a segment's name, description and filter."""
+    name, description = _checked_text(name, description)
+    user_filter.checked("input.filter")
+
+    async def work(conn: AsyncConnection) -> Any:
+        if await get(conn, environment_id=environment_id, segment_id=segment_id) is None:
+            raise NotFound("no such segment", field="id", code="UNKNOWN_SEGMENT")
+        await _name_free(conn, environment_id, name, segment_id)
+        await _check_references(conn, environment_id, segment_id, user_filter)
+        await conn.execute(
+            sql_update(T)
+            .where(T.c.environment_id == environment_id, T.c.id == segment_id)
+            .values(
+                name=name,
+                name_key=name.lower(),
+                description=description,
+                filter=to_document(user_filter),
+                updated_us=now_us(),
+            )
+        )
+        return await get(conn, environment_id=environment_id, segment_id=segment_id)
+
+    return await _write(db, work)
+
+
+async def delete(db: Database, *, environment_id: int, segment_id: int) -> None:
+    """Delete a segment that no other segment uses."""
+
+    async def work(conn: AsyncConnection) -> None:
+        if await get(conn, environment_id=environment_id, segment_id=segment_id) is None:
+            raise NotFound("no such segment", field="id", code="UNKNOWN_SEGMENT")
+        users = [
+            row.name
+            for row in await list_(conn, environment_id=environment_id)
+            if segment_id in set(referenced(from_document(row.filter)))
+        ]
+        if users:
+            raise Conflict(
+                f"segment is used by {', '.join(repr(n) for n in users)}; change those first",
+                field="id",
+                code="SEGMENT_IN_USE",
+            )
+        await conn.execute(
+            sql_delete(T).where(T.c.environment_id == environment_id, T.c.id == segment_id)
+        )
+
+    await db.write(work)
