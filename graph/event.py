@@ -14,12 +14,14 @@ from graph.enums import EventSource
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
+    from graph.definition import EventDefinition
     from graph.session import Session
     from graph.user import User
     from resolvers.context import Context
 
 SessionType = Annotated["Session", strawberry.lazy("graph.session")]
 UserType = Annotated["User", strawberry.lazy("graph.user")]
+DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
 
 
 @strawberry.type(description="Something a user did, as captured or sent.")
@@ -28,9 +30,6 @@ class Event(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
     type: str = strawberry.field(
         description="Raw type: pageview, click, submit, change, or the custom/server event name."
-    )
-    name: str = strawberry.field(
-        description="Display name: the best matching definition's name, else the raw name."
     )
     time: datetime = strawberry.field(description="When it happened.")
     source: EventSource = strawberry.field(description="Where it came from.")
@@ -45,7 +44,6 @@ class Event(Node):
             row=row,
             id=strawberry.ID(ids.encode("Event", row.user_id, row.id)),
             type=row.type,
-            name=row.type,
             time=to_datetime(row.time_us),
             source=EventSource(row.source),
             server_side=row.source == "SERVER",
@@ -55,6 +53,48 @@ class Event(Node):
     @strawberry.field(name="property", description="One property by name, or null.")
     def property_(self, name: str) -> JSON | None:
         return self.row.properties.get(name)
+
+    async def _definitions(self, info: strawberry.Info[Context]) -> list[Any]:
+        return await info.context.loaders.event_definitions.load((self.row.user_id, self.row.id))
+
+    @strawberry.field(
+        description="Display name: the best matching definition's name, else the raw name."
+    )
+    async def name(self, info: strawberry.Info[Context]) -> str:
+        shown = await self._definitions(info)
+        return shown[0].name if shown else self.row.type
+
+    @strawberry.field(description="True when at least one definition matches the event.")
+    async def defined(self, info: strawberry.Info[Context]) -> bool:
+        return bool(await self._definitions(info))
+
+    @strawberry.field(
+        description="The definition whose name is shown (most conditions wins, ties: oldest)."
+    )
+    async def definition(self, info: strawberry.Info[Context]) -> DefinitionType | None:
+        from graph.definition import EventDefinition
+
+        shown = await self._definitions(info)
+        return EventDefinition.from_row(shown[0]) if shown else None
+
+    @strawberry.field(description="Every definition matching the event, the shown one first.")
+    async def definitions(self, info: strawberry.Info[Context]) -> list[DefinitionType]:
+        from graph.definition import EventDefinition
+
+        return [EventDefinition.from_row(row) for row in await self._definitions(info)]
+
+    @strawberry.field(description="Hex colour of `definition`, null for raw events.")
+    async def color(self, info: strawberry.Info[Context]) -> str | None:
+        shown = await self._definitions(info)
+        return shown[0].color if shown else None
+
+    @strawberry.field(
+        description="True for a click in a burst of 3+ clicks on one element, each within 1 s."
+    )
+    async def is_rage_click(self, info: strawberry.Info[Context]) -> bool:
+        if self.row.type != "click":
+            return False
+        return bool(await info.context.loaders.rage_click.load((self.row.user_id, self.row.id)))
 
     @strawberry.field(description="The session the event belongs to.")
     async def session(self, info: strawberry.Info[Context]) -> SessionType:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from graph.common import Node
+from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
 from graph.extensions import extensions_for
 from graph.payloads import (
@@ -17,7 +18,7 @@ from graph.payloads import (
 from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
-from resolvers import lists, mutation, query, segments
+from resolvers import definitions, lists, mutation, query, segments
 
 
 @strawberry.type(description="Reading users, sessions and events.")
@@ -36,6 +37,9 @@ class Query:
     )
     event_names: list[EventName] = strawberry.field(
         resolver=lists.event_names, description="Every raw event type seen, for drop-downs."
+    )
+    event_definitions: list[EventDefinition] = strawberry.field(
+        resolver=definitions.event_definitions, description="Defined events, oldest first."
     )
     segments: list[Segment] = strawberry.field(
         resolver=segments.list_segments, description="Saved segments, oldest first."
@@ -64,6 +68,18 @@ class Mutation:
         resolver=lists.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
+    define_event: EventDefinitionPayload = strawberry.mutation(
+        resolver=definitions.define_event,
+        description="Define an event; it applies to every stored and future event.",
+    )
+    update_event_definition: EventDefinitionPayload = strawberry.mutation(
+        resolver=definitions.update_event_definition,
+        description="Change a definition; matches are recomputed at once.",
+    )
+    delete_event_definition: DeletePayload = strawberry.mutation(
+        resolver=definitions.delete_event_definition,
+        description="Delete a definition and its matches.",
+    )
     create_segment: SegmentPayload = strawberry.mutation(
         resolver=segments.create_segment, description="Save a segment."
     )
@@ -81,7 +97,7 @@ def build(*, dev: bool) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=[User, Session, Event, Segment],
+        types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
     )
 

@@ -15,12 +15,14 @@ from graph.pagination import check_first, cut, page_info, read_cursor
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
+    from graph.definition import EventDefinition
     from graph.event import EventConnection
     from graph.user import User
     from resolvers.context import Context
 
 UserType = Annotated["User", strawberry.lazy("graph.user")]
 EventConnectionType = Annotated["EventConnection", strawberry.lazy("graph.event")]
+DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
 MAX_EVENTS_PAGE = 500
 
 
@@ -93,9 +95,33 @@ class Session(Node):
     async def most_frequent_events(
         self, info: strawberry.Info[Context], limit: int | None = 5
     ) -> list[EventFrequency]:
+        from graph.definition import EventDefinition
+
         shown = check_first(limit, default=5, maximum=100, argument="limit")
-        counts = await info.context.loaders.event_type_counts.load((self.row.user_id, self.row.id))
-        return [EventFrequency(name=name, count=count) for name, count in counts[:shown]]
+        loaders = info.context.loaders
+        groups = await loaders.event_type_counts.load((self.row.user_id, self.row.id))
+        wanted = sorted({d for _, d, _ in groups if d is not None})
+        rows = dict(zip(wanted, await loaders.definition.load_many(wanted), strict=True))
+        named: dict[str, tuple[Any, int]] = {}
+        for kind, definition_id, count in groups:
+            row = rows.get(definition_id) if definition_id is not None else None
+            name = row.name if row is not None else kind
+            previous, total = named.get(name, (row, 0))
+            named[name] = (previous or row, total + count)
+        ranked = sorted(named.items(), key=lambda item: (-item[1][1], item[0]))[:shown]
+        return [
+            EventFrequency(
+                name=name,
+                definition=EventDefinition.from_row(row) if row is not None else None,
+                count=count,
+            )
+            for name, (row, count) in ranked
+        ]
+
+    @strawberry.field(description="True when one of its events is a rage click.")
+    async def has_rage_click(self, info: strawberry.Info[Context]) -> bool:
+        key = (self.row.user_id, self.row.id)
+        return bool(await info.context.loaders.session_has_rage_click.load(key))
 
     @strawberry.field(description="The user the session belongs to.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:
@@ -125,6 +151,9 @@ class Session(Node):
 @strawberry.type(description="How often an event occurs in a session.")
 class EventFrequency:
     name: str = strawberry.field(description="Display name (defined event name, else raw name).")
+    definition: DefinitionType | None = strawberry.field(
+        description="The defined event counted, null for raw events."
+    )
     count: int = strawberry.field(description="Occurrences in the session.")
 
 

@@ -15,7 +15,7 @@ from aiodataloader import DataLoader
 
 from models import Event
 from models.db import Database
-from services import listing, reading
+from services import definitions, listing, rage_clicks, reading
 from services.clock import now_us
 from services.filters import Compiler, EventMatch, UserSessionFilter
 
@@ -40,11 +40,21 @@ class Loaders:
         self.event_page = self._loader(self._event_pages)
         self.highlighted = self._loader(self._highlighted)
         self.session_count = self._loader(self._session_counts)
+        self.definition = self._loader(self._definitions)
+        self.definition_event_count = self._loader(self._definition_event_counts)
+        self.event_definitions = self._loader(self._event_definitions)
+        self.rage_click = self._loader(self._rage_clicks)
+        self.session_has_rage_click = self._loader(self._sessions_with_rage_clicks)
         self.event_type_counts = self._loader(self._event_type_counts)
 
     def compiler(self) -> Compiler:
         """A filter compiler for this request's environment, dialect and moment."""
-        return Compiler(self.environment_id, self.db.dialect, self.now_us)
+        return Compiler(
+            self.environment_id,
+            self.db.dialect,
+            self.now_us,
+            definition_condition=definitions.matched_by,
+        )
 
     @staticmethod
     def _loader(batch: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader:
@@ -119,8 +129,45 @@ class Loaders:
         return [key in found for key in keys]
 
     async def _event_type_counts(self, keys: list[tuple[int, int]]) -> list[Any]:
-        found = await self._read(listing.event_type_counts, sessions=keys)
+        """(user, session) -> [(raw type, shown definition id, count)]."""
+        found = await self._read(
+            listing.event_type_counts,
+            sessions=keys,
+            shown_definition=definitions.best_definition_id,
+        )
         return [found.get(k, []) for k in keys]
+
+    async def _definitions(self, keys: list[int]) -> list[Any]:
+        found = await self._read(definitions.get_many, definition_ids=keys)
+        return [found.get(k) for k in keys]
+
+    async def _definition_event_counts(
+        self, keys: list[tuple[int, int | None, int | None]]
+    ) -> list[int]:
+        """keys: (definition id, from µs, to µs exclusive)."""
+        groups: dict[tuple[int | None, int | None], list[int]] = defaultdict(list)
+        for definition_id, low, high in keys:
+            groups[(low, high)].append(definition_id)
+        counts: dict[tuple[int, int | None, int | None], int] = {}
+        for (low, high), wanted in groups.items():
+            found = await self._read(
+                definitions.event_counts, definition_ids=wanted, from_us=low, to_us=high
+            )
+            counts.update({(d, low, high): found.get(d, 0) for d in wanted})
+        return [counts[key] for key in keys]
+
+    async def _event_definitions(self, keys: list[tuple[int, int]]) -> list[list[Any]]:
+        """(user, event) -> matching definitions, the one shown first."""
+        found = await self._read(definitions.definitions_of_events, keys=keys)
+        return [found.get(k, []) for k in keys]
+
+    async def _rage_clicks(self, keys: list[tuple[int, int]]) -> list[bool]:
+        found = await self._read(rage_clicks.rage_click_events, keys=keys)
+        return [k in found for k in keys]
+
+    async def _sessions_with_rage_clicks(self, keys: list[tuple[int, int]]) -> list[bool]:
+        found = await self._read(rage_clicks.sessions_with_rage_clicks, session_keys=keys)
+        return [k in found for k in keys]
 
     async def _event_pages(self, keys: list[tuple[tuple[int, int], int, Any]]) -> list[list[Any]]:
         """keys: ((user id, session id), limit, after cursor)."""

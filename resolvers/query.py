@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from graph import ids
 from graph.common import Node
+from graph.definition import EventDefinition
 from graph.event import Event
 from graph.segment import Segment
 from graph.session import Session
@@ -34,6 +35,9 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if kind == "Session" and len(parts) == 2:
         row = await loaders.session.load(parts)
         return Session.from_row(row) if row is not None else None
+    if kind == "EventDefinition" and len(parts) == 1:
+        row = await loaders.definition.load(parts[0])
+        return EventDefinition.from_row(row) if row is not None else None
     if kind == "Segment" and len(parts) == 1:
         async with info.context.db.read() as conn:
             row = await segments.get(

@@ -9,7 +9,7 @@ repeats or skips a user that was there from the start.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,22 +136,35 @@ async def event_names(
 
 
 async def event_type_counts(
-    conn: AsyncConnection, *, environment_id: int, sessions: Sequence[tuple[int, int]]
-) -> dict[tuple[int, int], list[tuple[str, int]]]:
-    """Per (user, session): (raw type, count), most frequent first."""
-    found: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    sessions: Sequence[tuple[int, int]],
+    shown_definition: Callable[[Any, int], Any],
+) -> dict[tuple[int, int], list[tuple[str, int | None, int]]]:
+    """Per (user, session): (raw type, shown definition id or None, count), grouped by what
+    the timeline displays (a defined event's name, else the raw type)."""
+    found: dict[tuple[int, int], list[tuple[str, int | None, int]]] = defaultdict(list)
+    definition = shown_definition(E, environment_id).label("definition_id")
     for chunk in chunks(list(set(sessions))):
-        rows = await conn.execute(
-            select(E.c.user_id, E.c.session_id, E.c.type, func.count())
+        shown = (
+            select(E.c.user_id, E.c.session_id, E.c.type, definition)
             .where(
                 E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.session_id).in_(chunk)
             )
-            .group_by(E.c.user_id, E.c.session_id, E.c.type)
+            .subquery()
         )
-        for user_id, session_id, kind, n in rows:
-            found[(user_id, session_id)].append((kind, n))
-    for counts in found.values():
-        counts.sort(key=lambda item: (-item[1], item[0]))
+        rows = await conn.execute(
+            select(
+                shown.c.user_id,
+                shown.c.session_id,
+                shown.c.type,
+                shown.c.definition_id,
+                func.count(),
+            ).group_by(shown.c.user_id, shown.c.session_id, shown.c.type, shown.c.definition_id)
+        )
+        for user_id, session_id, kind, definition_id, n in rows:
+            found[(user_id, session_id)].append((kind, definition_id, n))
     return found
 
 

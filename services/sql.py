@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 
-# Keep IN lists and multi-row statements well under every driver's bound-parameter limit.
-IN_LIMIT = 400
+# Keys per IN list: large enough that a page of nested data needs one statement, and small
+# enough that tuple keys stay under the bound-parameter limits (SQLite 32,766; asyncpg 32,767).
+IN_LIMIT = 5000
 
 
 def chunks(items: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:

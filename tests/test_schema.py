@@ -20,28 +20,7 @@ CONTRACT = Path(__file__).parent / "contract.graphql"
 
 # Parts of the contract that later issues deliver; each names its issue. Everything not
 # listed here must be present with the contract's exact types.
-KNOWN_GAPS: dict[str, str] = {
-    "Session.hasRageClick": "issue 4 (rage clicks)",
-    "EventFrequency.definition": "issue 4",
-    "Event.defined": "issue 4 (defined events)",
-    "Event.definition": "issue 4",
-    "Event.definitions": "issue 4",
-    "Event.color": "issue 4",
-    "Event.isRageClick": "issue 4",
-    "EventDefinition": "issue 4",
-    "EventCriteria": "issue 4",
-    "StringMatch": "issue 4",
-    "PropertyConditionValue": "issue 4",
-    "Query.eventDefinitions": "issue 4",
-    "PropertyConditionInput": "issue 4",
-    "StringMatchInput": "issue 4",
-    "EventCriteriaInput": "issue 4",
-    "DefineEventInput": "issue 4",
-    "EventDefinitionPayload": "issue 4",
-    "Mutation.defineEvent": "issue 4",
-    "Mutation.updateEventDefinition": "issue 4",
-    "Mutation.deleteEventDefinition": "issue 4",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def contract_differences(contract: GraphQLSchema, ours: GraphQLSchema) -> list[str]:
