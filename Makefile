@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 DATABASE_URL ?= sqlite+aiosqlite:///usertrail.db
 PORT ?= 8000
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+# People of demo activity `make serve` loads into an empty database first; DEMO=0 skips it.
+DEMO ?= 200
+DEMO_DAYS ?= 14
+# Extra arguments of `make bench`, e.g. BENCH_ARGS="--users 2000 --quick".
+BENCH_ARGS ?=
 
 .PHONY: serve test test-pg lint schema bench clean install
 
@@ -18,8 +23,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: $(STAMP)  ## migrate an SQLite file and serve GraphiQL at http://127.0.0.1:8000/graphql
-	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL)
+serve: $(STAMP)  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
+	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL) \
+		--demo-if-empty $(DEMO) --demo-days $(DEMO_DAYS)
 
 test: $(STAMP)  ## the whole suite on SQLite (PostgreSQL-only tests skip, saying why, without a server)
 	$(BIN)/python -m pytest -q
@@ -34,7 +40,7 @@ schema: $(STAMP)  ## regenerate schema.graphql from the code
 	$(BIN)/usertrail export-schema --output schema.graphql
 
 bench: $(STAMP)  ## benchmarks: prints a table, writes bench/results/latest.json
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,10 +1,12 @@
-"""The `usertrail` command: serve, migrate, export-schema."""
+"""The `usertrail` command: serve, migrate, demo, export-schema."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 from server.settings import Settings, is_loopback
@@ -31,7 +33,31 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="development mode: no API key, loopback only, readable errors",
     )
+    serve.add_argument(
+        "--demo-if-empty",
+        type=int,
+        default=0,
+        metavar="USERS",
+        help="load a demo data set of USERS people first when the database holds no user "
+        "(default 0: never)",
+    )
+    serve.add_argument(
+        "--demo-days", type=int, default=14, help="days of demo activity (default 14)"
+    )
     _database_flag(serve)
+    demo = commands.add_parser(
+        "demo",
+        help="load a deterministic demo data set through the ingestion service",
+        description="Migrate, then load N people's activity over D days (ending now) into the "
+        "environment the dev server reads (`default`), through the ingestion service.",
+    )
+    demo.add_argument("--users", type=int, default=1000, help="people (default 1000)")
+    demo.add_argument("--days", type=int, default=14, help="days of activity (default 14)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.add_argument(
+        "--environment", default="default", help="environment name (default: default)"
+    )
+    _database_flag(demo)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     _database_flag(migrate)
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
@@ -40,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `usertrail` command; its exit status."""
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
     if args.command == "export-schema":
@@ -58,6 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"migrated {settings.database_url}")
         return 0
+    if args.command == "demo":
+        upgrade(settings.database_url)
+        if not asyncio.run(_is_empty(settings.database_url)):
+            print(
+                "note: the database already holds users; the same --seed sends the same events "
+                "again (another --seed adds other people)",
+                file=sys.stderr,
+            )
+        return load_demo(
+            settings.database_url,
+            users=args.users,
+            days=args.days,
+            seed=args.seed,
+            environment=args.environment,
+        )
     settings = settings.with_overrides(
         host=args.host, port=args.port, dev=args.dev, workers=args.workers
     )
@@ -68,16 +110,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return serve(settings)
+    return serve(settings, demo_users=args.demo_if_empty, demo_days=args.demo_days)
 
 
-def serve(settings: Settings) -> int:
-    """Migrate, then run uvicorn with `settings`."""
+def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> int:
+    """Migrate, load a demo data set into an empty database if asked, then run uvicorn."""
     import uvicorn
 
     from models.migrate import upgrade
 
     upgrade(settings.database_url)
+    if demo_users > 0 and asyncio.run(_is_empty(settings.database_url)):
+        print(
+            f"Empty database: loading a demo data set ({demo_users} people over {demo_days} "
+            "days) so that the first query shows data (`--demo-if-empty 0`, or `make serve "
+            "DEMO=0`, skips this).",
+            flush=True,
+        )
+        load_demo(settings.database_url, users=demo_users, days=demo_days, seed=1)
     os.environ.update(settings.as_env())
     if settings.dev:
         print(
@@ -92,6 +142,69 @@ def serve(settings: Settings) -> int:
         workers=settings.workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _is_empty(database_url: str) -> bool:
+    from models.db import Database
+    from services import demo
+
+    db = Database(database_url)
+    try:
+        return await demo.is_empty(db)
+    finally:
+        await db.dispose()
+
+
+def load_demo(
+    database_url: str, *, users: int, days: int, seed: int, environment: str = "default"
+) -> int:
+    """Generate the demo population and send it through the ingestion service, with progress."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from models.db import Database
+    from services import demo, environments
+
+    async def run() -> demo.LoadReport:
+        db = Database(database_url)
+        try:
+            environment_id = (await environments.ensure(db, name=environment)).id
+            columns = (
+                TextColumn("[bold]demo[/] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("people · {task.fields[events]:,} events"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns) as progress:
+                task = progress.add_task(environment, total=users, events=0)
+
+                def advance(batch: demo.DemoBatch, report: demo.LoadReport) -> None:
+                    progress.update(task, completed=report.people, events=report.events)
+
+                batches = demo.generate(users=users, days=days, seed=seed)
+                return await demo.load(
+                    db, environment_id=environment_id, batches=batches, on_batch=advance
+                )
+        finally:
+            await db.dispose()
+
+    started = time.perf_counter()
+    report = asyncio.run(run())
+    print(
+        f"Loaded {report.events:,} events of {report.people:,} people into environment "
+        f"{environment!r} ({report.property_updates:,} with properties, {report.merges:,} "
+        f"merges) in {time.perf_counter() - started:.1f} s.",
+        flush=True,
     )
     return 0
 

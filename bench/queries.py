@@ -1,0 +1,201 @@
+"""Query shapes of the Users & Sessions pages: latency over HTTP, SQL statements in-process.
+
+Latency: `runs` sequential requests per shape (after two warm-up requests) from one client
+to a `usertrail serve` subprocess; p50 and p95 by nearest rank. Statements: the same shapes
+against `server.app.create_app` in this process (httpx ASGITransport), reading the server's
+`Database.statement_count` before and after, at a small and a large page size: the count
+must not grow with the page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server.app import create_app
+from server.settings import Settings
+
+USER_NODE = "userId displayName lastSeen sessionCount properties"
+USERS_PAGE = f"""query($first: Int!) {{ users(first: $first) {{
+  edges {{ node {{ {USER_NODE} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
+FILTERED_USERS = f"""query($first: Int!) {{ users(first: $first, filter: {{events: [{{
+  event: {{type: "click", where: [{{property: "target_text", op: EQUALS, value: "Add to cart"}}]}},
+  atLeast: 2}}]}}) {{
+  edges {{ node {{ {USER_NODE} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
+TIMELINE = """query($userId: String!, $first: Int!) { user(userId: $userId) {
+  userId displayName properties sessionCount
+  sessions(first: $first) { edges { node {
+    id startTime endTime source browser platform landingPage eventCount
+    events(first: 50) { edges { node { id type name time source properties } } } } } } } }"""
+SESSIONS_PAGE = """query($first: Int!) {
+  sessions(first: $first, filter: {event: {type: "Order Completed"}}) {
+    edges { node { id startTime endTime source browser platform deviceType landingPage
+      eventCount user { userId displayName } } }
+    pageInfo { hasNextPage endCursor } } }"""
+NESTED = """query($first: Int!) { users(first: $first) { edges { node {
+  userId identity lastSeen
+  sessions(first: 5) { edges { node { startTime
+    events(first: 10) { edges { node { type time properties } } } } } } } } } }"""
+
+
+def _edges(connection: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [edge["node"] for edge in (connection or {}).get("edges", [])]
+
+
+def _users_returned(data: dict[str, Any]) -> str:
+    return f"{len(_edges(data['users']))} users"
+
+
+def _timeline_returned(data: dict[str, Any]) -> str:
+    sessions = _edges((data["user"] or {}).get("sessions"))
+    events = sum(len(_edges(s["events"])) for s in sessions)
+    return f"{len(sessions)} sessions, {events} events"
+
+
+def _sessions_returned(data: dict[str, Any]) -> str:
+    return f"{len(_edges(data['sessions']))} sessions"
+
+
+def _nested_returned(data: dict[str, Any]) -> str:
+    users = _edges(data["users"])
+    sessions = [s for u in users for s in _edges(u["sessions"])]
+    events = sum(len(_edges(s["events"])) for s in sessions)
+    return f"{len(users)} users, {len(sessions)} sessions, {events} events"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One query of the Users & Sessions pages, at two page sizes."""
+
+    key: str
+    label: str
+    query: str
+    pages: tuple[int, int]  # (small, large): statements at both; latency at large
+    returned: Callable[[dict[str, Any]], str]
+    needs_user: bool = False
+
+    def variables(self, first: int, user_id: str) -> dict[str, Any]:
+        """The query's variables for a page of `first`."""
+        found: dict[str, Any] = {"first": first}
+        if self.needs_user:
+            found["userId"] = user_id
+        return found
+
+
+SHAPES = (
+    Shape("users_page", "users page (50, default filter)", USERS_PAGE, (10, 50), _users_returned),
+    Shape(
+        "filtered_users",
+        "users: did click 'Add to cart' ≥ 2",
+        FILTERED_USERS,
+        (10, 50),
+        _users_returned,
+    ),
+    Shape(
+        "timeline",
+        "user timeline (20 sessions × ≤50 events)",
+        TIMELINE,
+        (5, 20),
+        _timeline_returned,
+        needs_user=True,
+    ),
+    Shape(
+        "sessions_page",
+        "sessions page: did 'Order Completed'",
+        SESSIONS_PAGE,
+        (10, 50),
+        _sessions_returned,
+    ),
+    Shape(
+        "nested",
+        "nested users→sessions(5)→events(10)",
+        NESTED,
+        (10, 50),
+        _nested_returned,
+    ),
+)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+async def post(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The `data` of a GraphQL request; raises on HTTP or GraphQL errors."""
+    answer = await client.post("/graphql", json={"query": query, "variables": variables})
+    body = answer.json()
+    if answer.status_code != 200 or body.get("errors"):
+        raise RuntimeError(f"query failed ({answer.status_code}): {str(body)[:400]}")
+    return dict(body["data"])
+
+
+async def latency(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any],
+    *,
+    runs: int,
+    max_seconds: float,
+    returned: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """p50/p95 of `runs` requests (fewer if they would take longer than `max_seconds`)."""
+    for _ in range(2):
+        data = await post(client, query, variables)
+    timings: list[float] = []
+    budget = time.perf_counter() + max_seconds
+    while len(timings) < runs and (len(timings) < 5 or time.perf_counter() < budget):
+        started = time.perf_counter()
+        await post(client, query, variables)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(percentile(timings, 0.5), 2),
+        "p95_ms": round(percentile(timings, 0.95), 2),
+        "runs": len(timings),
+        "returned": returned(data),
+    }
+
+
+async def measure(
+    base_url: str, user_id: str, *, runs: int, max_seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Latency of every shape against the server at `base_url`."""
+    results = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+        for shape in SHAPES:
+            results[shape.key] = await latency(
+                client,
+                shape.query,
+                shape.variables(shape.pages[1], user_id),
+                runs=runs,
+                max_seconds=max_seconds,
+                returned=shape.returned,
+            )
+    return results
+
+
+async def statement_counts(database_url: str, user_id: str) -> dict[str, dict[str, int]]:
+    """SQL statements per shape at its small and large page size, counted in-process."""
+    app = create_app(Settings(database_url=database_url, dev=True))
+    results: dict[str, dict[str, int]] = {}
+    async with app.router.lifespan_context(app):
+        db = app.state.usertrail.db
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            await post(client, "{ __typename }", {})
+            for shape in SHAPES:
+                counts = {}
+                for size, first in zip(("small", "large"), shape.pages, strict=True):
+                    variables = shape.variables(first, user_id)
+                    await post(client, shape.query, variables)  # environment, caches warm
+                    before = db.statement_count
+                    await post(client, shape.query, variables)
+                    counts[f"{size}_page_{first}"] = db.statement_count - before
+                results[shape.key] = counts
+    return results

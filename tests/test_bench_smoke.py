@@ -1,0 +1,61 @@
+"""`python -m bench` in its tiniest mode: it runs end to end and produces its table and JSON.
+
+Times nothing. PostgreSQL figures are included when the suite runs on PostgreSQL
+(USERTRAIL_TEST_DATABASE_URL); PostGraphile never (npm install is too slow for CI).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PG_URL
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    databases = "sqlite,postgresql" if PG_URL else "sqlite"
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--users",
+        "40",
+        "--tile-users",
+        "20",  # two copies: the replication runs too
+        "--ingest-events",
+        "200",
+        "--batch-size",
+        "100",
+        "--runs",
+        "2",
+        "--no-peer",
+        "--databases",
+        databases,
+        "--pg-url",
+        PG_URL or "postgresql://unused",
+        "--output",
+        str(output),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Usertrail bench" in done.stdout
+    assert "GraphQL trackBatch" in done.stdout and "user timeline" in done.stdout
+    figures = json.loads(output.read_text())
+    assert figures["errors"] == []
+    assert figures["dataset"]["users"] == 40 and figures["dataset"]["copies"] == 2
+    for dialect in databases.split(","):
+        ingestion = figures["ingestion"][dialect]
+        assert ingestion["limit"]["events_per_second"] > 0
+        for route in ("GraphQL trackBatch", "Heap /api/track (bulk)", "Segment /v1/batch"):
+            assert ingestion[route]["events"] == 200 or "skipped" in ingestion[route]
+        shapes = {shape["key"] for shape in figures["shapes"]}
+        assert set(figures["queries"][dialect]) == shapes
+        assert all(figure["p50_ms"] > 0 for figure in figures["queries"][dialect].values())
+        assert set(figures["statements"][dialect]) == shapes
+    assert figures["peer"]["postgraphile"] == {"skipped": "--no-peer"}
