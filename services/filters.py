@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import and_, exists, false, func, not_, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Event, Session, User
@@ -287,19 +287,20 @@ class Compiler:
     def did(
         self, condition: EventCondition, *, default_time: TimeRange | None
     ) -> ColumnElement[bool]:
-        """Users who did the event at least N times (or did not, when `did` is false)."""
+        """Users who did the event at least N times (or did not, when `did` is false).
+
+        Driven from the events side (the (environment, type, time) index): the users who
+        did it, grouped and counted, rather than one probe per user.
+        """
         events = E.alias(self._alias("ev"))
-        where = [
+        doers = select(events.c.user_id).where(
             events.c.environment_id == self.environment_id,
-            events.c.user_id == U.c.user_id,
             *self.event_match(condition.event, events),
             *self.within(events.c.time_us, condition.time or default_time),
-        ]
-        if condition.at_least == 1:
-            done = exists().where(*where)
-        else:
-            counted = select(func.count()).select_from(events).where(*where)
-            done = counted.scalar_subquery() >= condition.at_least
+        )
+        if condition.at_least > 1:
+            doers = doers.group_by(events.c.user_id).having(func.count() >= condition.at_least)
+        done = U.c.user_id.in_(doers)
         return done if condition.did else not_(done)
 
     def event_match(self, match: EventMatch, events: Any) -> list[ColumnElement[bool]]:
@@ -325,7 +326,7 @@ class Compiler:
     # ---------------------------------------------------------------- sessions
 
     def session_has(self, match: EventMatch, sessions: Any = S) -> ColumnElement[bool]:
-        """Sessions containing an event that `match` selects."""
+        """Sessions containing an event that `match` selects (probing each session)."""
         events = E.alias(self._alias("se"))
         return exists().where(
             events.c.environment_id == self.environment_id,
@@ -333,6 +334,20 @@ class Compiler:
             events.c.session_id == sessions.c.id,
             *self.event_match(match, events),
         )
+
+    def sessions_holding(self, match: EventMatch, since_us: int | None) -> ColumnElement[bool]:
+        """Sessions containing a matching event, found from the matching events' side.
+
+        A session starting at or after `since_us` holds only events from then on, so the
+        (environment, type, time) index bounds the search.
+        """
+        events = E.alias(self._alias("sh"))
+        found = select(events.c.user_id, events.c.session_id).where(
+            events.c.environment_id == self.environment_id,
+            *self.event_match(match, events),
+            *([events.c.time_us >= since_us] if since_us is not None else []),
+        )
+        return tuple_(S.c.user_id, S.c.id).in_(found)
 
     def sessions(
         self, session_filter: SessionFilter, *, user_id: int | None
@@ -344,7 +359,8 @@ class Compiler:
         if session_filter.sources:
             conditions.append(S.c.source.in_(session_filter.sources))
         if session_filter.event is not None:
-            conditions.append(self.session_has(session_filter.event))
+            since, _ = (session_filter.time or LAST_7_DAYS).bounds(self.now_us)
+            conditions.append(self.sessions_holding(session_filter.event, since))
         if session_filter.user_properties:
             conditions.append(
                 exists().where(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
@@ -132,20 +132,28 @@ async def _load_sessions_after(
     timelines: Iterable[_Timeline],
     above: dict[int, int] | None,
 ) -> None:
-    """Load sessions with active_until > loaded_after (and <= above[user], when given)."""
-    conditions = []
-    for t in timelines:
-        condition = and_(S.c.user_id == t.user_id, S.c.active_until_us > t.loaded_after)
+    """Load sessions with active_until > loaded_after (and <= above[user], when given).
+
+    One statement of fixed shape for all users (so its compiled form is cached): it asks
+    for the loosest bounds of the group, and rows outside a user's own bounds are dropped.
+    """
+    by_user = {t.user_id: t for t in timelines}
+    for chunk in chunks(sorted(by_user)):
+        where = [
+            S.c.environment_id == environment_id,
+            S.c.user_id.in_(chunk),
+            S.c.active_until_us > min(by_user[u].loaded_after for u in chunk),
+        ]
         if above is not None:
-            condition = and_(condition, S.c.active_until_us <= above[t.user_id])
-        conditions.append(condition)
-    for chunk in chunks(conditions, MAX_IN // 2):
-        rows = await conn.execute(
-            select(S).where(S.c.environment_id == environment_id, or_(*chunk))
-        )
-        by_user = {t.user_id: t for t in timelines}
+            where.append(S.c.active_until_us <= max(above[u] for u in chunk))
+        rows = await conn.execute(select(S).where(*where))
         for row in rows.mappings():
-            by_user[row["user_id"]].sessions[row["id"]] = row
+            timeline = by_user[row["user_id"]]
+            until = row["active_until_us"]
+            if until > timeline.loaded_after and (
+                above is None or until <= above[timeline.user_id]
+            ):
+                timeline.sessions[row["id"]] = row
 
 
 async def _walk_left(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from services.autocapture import device_for, location_from, utm_params
@@ -25,11 +25,12 @@ class SessionTraits:
 
     def columns(self) -> dict[str, Any]:
         """The session-row columns these traits fill."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in TRAIT_NAMES}
 
 
+TRAIT_NAMES = tuple(f.name for f in fields(SessionTraits))
 NO_TRAITS = SessionTraits()
-TRAIT_COLUMNS = tuple(NO_TRAITS.columns())
+TRAIT_COLUMNS = TRAIT_NAMES
 
 
 def landing_url(properties: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
