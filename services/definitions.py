@@ -33,7 +33,7 @@ from services.clock import now_us
 from services.errors import Conflict, InvalidInput, NotFound
 from services.matching import Criterion, StringMatch
 from services.selectors import most_specific_selector
-from services.sql import chunks, insert_ignoring_duplicates
+from services.sql import chunks, insert_ignoring_duplicates, keys_in
 
 D = EventDefinition.__table__
 M = DefinitionMatch.__table__
@@ -188,7 +188,7 @@ async def definitions_of_events(
         rows = await conn.execute(
             select(M.c.user_id, M.c.event_id, M.c.definition_id, M.c.conditions).where(
                 M.c.environment_id == environment_id,
-                tuple_(M.c.user_id, M.c.event_id).in_(chunk),
+                keys_in((M.c.user_id, M.c.event_id), chunk),
             )
         )
         for row in rows:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, Session, User, UserAlias
@@ -19,7 +19,7 @@ from services.clock import random_user_id
 from services.errors import Conflict, NotFound
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
-from services.sql import chunks, insert_ignoring_duplicates
+from services.sql import chunks, insert_ignoring_duplicates, keys_in
 from services.traits import traits_of_row
 
 U = User.__table__
@@ -86,7 +86,7 @@ async def _routes(
     for chunk in chunks(pairs, 400):
         rows = await conn.execute(
             select(A.c.kind, A.c.alias, A.c.user_id).where(
-                A.c.environment_id == environment_id, tuple_(A.c.kind, A.c.alias).in_(chunk)
+                A.c.environment_id == environment_id, keys_in((A.c.kind, A.c.alias), chunk)
             )
         )
         routes.update({UserKey(r.kind, r.alias): r.user_id for r in rows})

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Event, Session, User
-from services.sql import chunks
+from services.sql import chunks, keys_in
 
 U = User.__table__
 S = Session.__table__
@@ -150,7 +150,7 @@ async def event_type_counts(
         shown = (
             select(E.c.user_id, E.c.session_id, E.c.type, definition)
             .where(
-                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.session_id).in_(chunk)
+                E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.session_id), chunk)
             )
             .subquery()
         )
@@ -184,7 +184,7 @@ async def sessions_containing(
             .distinct()
             .where(
                 events.c.environment_id == environment_id,
-                tuple_(events.c.user_id, events.c.session_id).in_(chunk),
+                keys_in((events.c.user_id, events.c.session_id), chunk),
                 *match,
             )
         )

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, RageClick
-from services.sql import chunks, insert_ignoring_duplicates
+from services.sql import chunks, insert_ignoring_duplicates, keys_in
 
 E = Event.__table__
 R = RageClick.__table__
@@ -157,7 +157,7 @@ async def rage_click_events(
     for chunk in chunks(list(set(keys))):
         rows = await conn.execute(
             select(R.c.user_id, R.c.event_id).where(
-                R.c.environment_id == environment_id, tuple_(R.c.user_id, R.c.event_id).in_(chunk)
+                R.c.environment_id == environment_id, keys_in((R.c.user_id, R.c.event_id), chunk)
             )
         )
         found.update((row.user_id, row.event_id) for row in rows)
@@ -180,7 +180,7 @@ async def sessions_with_rage_clicks(
             )
             .where(
                 E.c.environment_id == environment_id,
-                tuple_(E.c.user_id, E.c.session_id).in_(chunk),
+                keys_in((E.c.user_id, E.c.session_id), chunk),
             )
             .distinct()
         )

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session, User
-from services.sql import chunks
+from services.sql import chunks, keys_in
 
 U = User.__table__
 S = Session.__table__
@@ -71,7 +71,7 @@ async def sessions_by_id(
     for chunk in chunks(list(set(keys))):
         rows = await conn.execute(
             select(S).where(
-                S.c.environment_id == environment_id, tuple_(S.c.user_id, S.c.id).in_(chunk)
+                S.c.environment_id == environment_id, keys_in((S.c.user_id, S.c.id), chunk)
             )
         )
         found.update({(row.user_id, row.id): row for row in rows})
@@ -86,7 +86,7 @@ async def events_by_id(
     for chunk in chunks(list(set(keys))):
         rows = await conn.execute(
             select(E).where(
-                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(chunk)
+                E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.id), chunk)
             )
         )
         found.update({(row.user_id, row.id): row for row in rows})
@@ -168,11 +168,12 @@ async def _ranked_pages(
     pages: dict[Any, list[Any]] = defaultdict(list)
     partition = list(key.clauses) if hasattr(key, "clauses") else [key]
     for chunk in chunks(list(set(keys))):
+        owned = keys_in(partition, chunk) if len(partition) > 1 else key.in_(chunk)
         ranked = (
             select(
                 table, func.row_number().over(partition_by=partition, order_by=order).label("rank")
             )
-            .where(*conditions, key.in_(chunk))
+            .where(*conditions, owned)
             .subquery()
         )
         rows = await conn.execute(

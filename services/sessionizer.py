@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
 from services.clock import row_ids
 from services.sessionize import PlannedSession, TimelineEvent, sessionize
-from services.sql import chunks
+from services.sql import chunks, keys_in
 from services.traits import NO_TRAITS, SessionTraits, session_traits, traits_of_row
 
 S = Session.__table__
@@ -117,7 +117,7 @@ async def _load_key_sessions(
         rows = await conn.execute(
             select(S).where(
                 S.c.environment_id == environment_id,
-                tuple_(S.c.user_id, S.c.source, S.c.client_session_id).in_(chunk),
+                keys_in((S.c.user_id, S.c.source, S.c.client_session_id), chunk),
             )
         )
         for row in rows.mappings():
@@ -232,7 +232,7 @@ async def _load_window_events(
     for chunk in chunks(pairs, MAX_IN):
         rows = await conn.execute(
             select(*LIGHT_EVENT_COLUMNS).where(
-                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.session_id).in_(chunk)
+                E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.session_id), chunk)
             )
         )
         for row in rows:
@@ -353,7 +353,7 @@ async def _fill_traits(
     for chunk in chunks(list(by_event), MAX_IN):
         found = await conn.execute(
             select(E.c.user_id, E.c.id, E.c.source, E.c.properties, E.c.context).where(
-                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(chunk)
+                E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.id), chunk)
             )
         )
         for event in found:
