@@ -25,15 +25,27 @@ import asyncpg
 import httpx
 from rich.console import Console
 
+from bench import bench_definitions, ingestion, peer, queries
 from bench import dataset as datasets
-from bench import ingestion, peer, queries
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
 from bench.report import build_table
 from bench.server import ServerProcess
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-QUICK = {"users": 2000, "runs": 5, "ingest_events": 2000, "max_shape_seconds": 10.0}
-FULL = {"users": 100_000, "runs": 30, "ingest_events": 20_000, "max_shape_seconds": 60.0}
+QUICK = {
+    "users": 2000,
+    "runs": 5,
+    "ingest_events": 2000,
+    "max_shape_seconds": 10.0,
+    "definition_events": 20_000,
+}
+FULL = {
+    "users": 100_000,
+    "runs": 30,
+    "ingest_events": 20_000,
+    "max_shape_seconds": 60.0,
+    "definition_events": 1_000_000,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ingest-events", type=int, help="events per ingestion run (20,000)")
     parser.add_argument("--batch-size", type=int, default=500, help="events per request (500)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients (4)")
+    parser.add_argument(
+        "--definition-events",
+        type=int,
+        help="stored events defineEvent backfills over, SQLite (1,000,000; 0 skips)",
+    )
     parser.add_argument("--runs", type=int, help="requests per query shape (30)")
     parser.add_argument(
         "--max-shape-seconds", type=float, help="stop a shape's runs after this (60; ≥ 5 runs)"
@@ -100,6 +117,8 @@ class Run:
             "statements": {},
             "query_server_peak_rss_mb": {},
             "peer": {},
+            "segment_ratio_p50": {},
+            "definitions": {},
         }
 
     def say(self, message: str) -> None:
@@ -168,6 +187,15 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
         )
 
     await bench.stage("ingestion", ingest)
+    if args.definition_events > 0:
+
+        async def define() -> None:
+            bench.say(f"defineEvent over {args.definition_events:,} stored events (SQLite)")
+            results["definitions"] = await bench_definitions.run(args.definition_events)
+
+        await bench.stage("event definitions", define)
+    else:
+        results["definitions"] = {"skipped": "--definition-events 0"}
     built: list[datasets.Dataset] = []
 
     async def build() -> None:
@@ -216,6 +244,10 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
                 )
                 results["query_server_peak_rss_mb"][dialect] = server.peak_rss_mb
             results["statements"][dialect] = await queries.statement_counts(url, data.timeline_user)
+            saved, inline = (
+                results["queries"][dialect][key]["p50_ms"] for key in queries.SEGMENT_PAIR
+            )
+            results["segment_ratio_p50"][dialect] = round(saved / inline, 3)
 
         await bench.stage(f"queries on {dialect}", measure)
     if args.no_peer:

@@ -4,7 +4,8 @@ Latency: `runs` sequential requests per shape (after two warm-up requests) from 
 to a `usertrail serve` subprocess; p50 and p95 by nearest rank. Statements: the same shapes
 against `server.app.create_app` in this process (httpx ASGITransport), reading the server's
 `Database.statement_count` before and after, at a small and a large page size: the count
-must not grow with the page.
+must not grow with the page. The segment pair (issue 9) runs the FILTERED_USERS filter inline
+and saved as a segment (created once per database, found by name afterwards).
 """
 
 from __future__ import annotations
@@ -23,10 +24,20 @@ from server.settings import Settings
 USER_NODE = "userId displayName lastSeen sessionCount properties"
 USERS_PAGE = f"""query($first: Int!) {{ users(first: $first) {{
   edges {{ node {{ {USER_NODE} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
-FILTERED_USERS = f"""query($first: Int!) {{ users(first: $first, filter: {{events: [{{
-  event: {{type: "click", where: [{{property: "target_text", op: EQUALS, value: "Add to cart"}}]}},
-  atLeast: 2}}]}}) {{
-  edges {{ node {{ {USER_NODE} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
+USERS_FILTER = """{events: [{
+  event: {type: "click", where: [{property: "target_text", op: EQUALS, value: "Add to cart"}]},
+  atLeast: 2}]}"""
+USERS_CONNECTION = f"edges {{ node {{ {USER_NODE} }} }} pageInfo {{ hasNextPage endCursor }}"
+FILTERED_USERS = f"""query($first: Int!) {{ users(first: $first, filter: {USERS_FILTER}) {{
+  {USERS_CONNECTION} }} }}"""
+# Issue 9: the same filter saved as a segment, queried by its id.
+SEGMENT_NAME = "bench: did click 'Add to cart' ≥ 2"
+SEGMENT_USERS = f"""query($first: Int!, $segment: ID!) {{
+  users(first: $first, filter: {{segmentId: $segment}}) {{ {USERS_CONNECTION} }} }}"""
+SEGMENTS = "{ segments { id name } }"
+CREATE_SEGMENT = f"""mutation($name: String!) {{
+  createSegment(input: {{name: $name, filter: {USERS_FILTER}}}) {{
+    segment {{ id name }} errors {{ field message code }} }} }}"""
 TIMELINE = """query($userId: String!, $first: Int!) { user(userId: $userId) {
   userId displayName properties sessionCount
   sessions(first: $first) { edges { node {
@@ -78,12 +89,15 @@ class Shape:
     pages: tuple[int, int]  # (small, large): statements at both; latency at large
     returned: Callable[[dict[str, Any]], str]
     needs_user: bool = False
+    needs_segment: bool = False
 
-    def variables(self, first: int, user_id: str) -> dict[str, Any]:
+    def variables(self, first: int, user_id: str, segment_id: str | None = None) -> dict[str, Any]:
         """The query's variables for a page of `first`."""
         found: dict[str, Any] = {"first": first}
         if self.needs_user:
             found["userId"] = user_id
+        if self.needs_segment:
+            found["segment"] = segment_id
         return found
 
 
@@ -118,7 +132,24 @@ SHAPES = (
         (10, 50),
         _nested_returned,
     ),
+    Shape(
+        "segment_inline",
+        "segment pair: inline filter (as above)",
+        FILTERED_USERS,
+        (10, 50),
+        _users_returned,
+    ),
+    Shape(
+        "segment_saved",
+        "segment pair: users(filter: {segmentId})",
+        SEGMENT_USERS,
+        (10, 50),
+        _users_returned,
+        needs_segment=True,
+    ),
 )
+# (saved, inline): the saved form's p50 over the inline one's (issue 9: ≤ 1.10).
+SEGMENT_PAIR = ("segment_saved", "segment_inline")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -162,17 +193,29 @@ async def latency(
     }
 
 
+async def ensure_segment(client: httpx.AsyncClient) -> str:
+    """The id of the bench's segment (USERS_FILTER saved), created unless it exists by name."""
+    for segment in (await post(client, SEGMENTS, {}))["segments"]:
+        if segment["name"] == SEGMENT_NAME:
+            return str(segment["id"])
+    payload = (await post(client, CREATE_SEGMENT, {"name": SEGMENT_NAME}))["createSegment"]
+    if payload["errors"] or not payload["segment"]:
+        raise RuntimeError(f"createSegment failed: {payload['errors']}")
+    return str(payload["segment"]["id"])
+
+
 async def measure(
     base_url: str, user_id: str, *, runs: int, max_seconds: float
 ) -> dict[str, dict[str, Any]]:
     """Latency of every shape against the server at `base_url`."""
     results = {}
     async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+        segment_id = await ensure_segment(client)
         for shape in SHAPES:
             results[shape.key] = await latency(
                 client,
                 shape.query,
-                shape.variables(shape.pages[1], user_id),
+                shape.variables(shape.pages[1], user_id, segment_id),
                 runs=runs,
                 max_seconds=max_seconds,
                 returned=shape.returned,
@@ -189,10 +232,11 @@ async def statement_counts(database_url: str, user_id: str) -> dict[str, dict[st
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await post(client, "{ __typename }", {})
+            segment_id = await ensure_segment(client)
             for shape in SHAPES:
                 counts = {}
                 for size, first in zip(("small", "large"), shape.pages, strict=True):
-                    variables = shape.variables(first, user_id)
+                    variables = shape.variables(first, user_id, segment_id)
                     await post(client, shape.query, variables)  # environment, caches warm
                     before = db.statement_count
                     await post(client, shape.query, variables)

@@ -18,7 +18,10 @@ QUERY_TARGETS = {
     "timeline": "p50 ≤ 80 ms",
     "sessions_page": "p50 ≤ 150 ms",
     "nested": "p50 ≤ 1.5 × PostGraphile's",
+    "segment_inline": "p50 ≤ 200 ms",
+    "segment_saved": "p50 ≤ 1.10 × inline (issue 9)",
 }
+BACKFILL_TARGET = "< 5 s on SQLite for 1,000,000 events (issue 4)"
 
 
 def _skipped(figure: dict[str, Any]) -> str:
@@ -110,12 +113,56 @@ def _query_rows(table: Table, results: dict[str, Any]) -> None:
             if peer.get("ratio_p50") is not None:
                 ours += f"; Usertrail/PostGraphile p50 = {peer['ratio_p50']:.2f}×"
             comparison = f"{ours}\n{comparison}"
+        if key == "segment_saved":
+            comparison = f"{_segment_ratio(results)}\n{comparison}"
         table.add_row(
             f"  {shape['label']}\n    [dim]returns {returned}[/]",
             *(_latency(f) for f in figures),
             comparison,
             QUERY_TARGETS.get(key, ""),
         )
+
+
+def _segment_ratio(results: dict[str, Any]) -> str:
+    ratios = results.get("segment_ratio_p50", {})
+    parts = [
+        f"{ratios[d]:.2f}× {name}"
+        for d, name in zip(DIALECTS, ("SQLite", "PG"), strict=True)
+        if ratios.get(d) is not None
+    ]
+    return f"segment p50 / inline p50 = {', '.join(parts) or '—'}"
+
+
+def _definition_rows(table: Table, results: dict[str, Any]) -> None:
+    figures = results.get("definitions") or {}
+    events = figures.get("events") or results.get("config", {}).get("definition_events") or 0
+    table.add_row(
+        f"[bold]Event definitions[/] (bench/bench_definitions.py): defineEvent (validate, insert, "
+        f"backfill) over {events:,} stored events, SQLite only (s)"
+    )
+    if "backfills" not in figures:
+        reason = figures.get("skipped") or "stage failed (see errors)"
+        table.add_row("  defineEvent backfill", f"skipped: {reason}", "—", "", BACKFILL_TARGET)
+        return
+    for row in figures["backfills"]:
+        table.add_row(
+            f"  {row['definition']}",
+            f"{row['seconds']:.2f} s",
+            "—",
+            f"{row['matches']:,} matching events (filled in {figures['fill_seconds']:.0f} s)",
+            BACKFILL_TARGET,
+        )
+    per_batch = ", ".join(
+        f"{row['definitions']} → {row['seconds_per_1000_events'] * 1000:.2f} ms"
+        for row in figures["ingestion"]
+    )
+    table.add_row(
+        "  ingestion: cost per active definition\n    [dim]µs per event per definition[/]",
+        f"{figures['ingestion_us_per_event_per_definition']:.2f} µs",
+        "—",
+        f"match_new_events per 1000 events, by active definitions: {per_batch}",
+        "reported (issue 4)",
+    )
 
 
 def _memory_row(table: Table, results: dict[str, Any]) -> None:
@@ -139,9 +186,11 @@ def build_table(results: dict[str, Any]) -> Table:
     table.add_column("SQLite", justify="right")
     table.add_column("PostgreSQL", justify="right")
     table.add_column("Same-run comparison")
-    table.add_column("Target (issue 7)")
+    table.add_column("Target (issue 7 unless noted)")
     _ingestion_rows(table, results)
     table.add_section()
     _query_rows(table, results)
     _memory_row(table, results)
+    table.add_section()
+    _definition_rows(table, results)
     return table

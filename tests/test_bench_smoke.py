@@ -34,6 +34,8 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         "100",
         "--runs",
         "2",
+        "--definition-events",
+        "2000",
         "--no-peer",
         "--databases",
         databases,
@@ -59,3 +61,14 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         assert all(figure["p50_ms"] > 0 for figure in figures["queries"][dialect].values())
         assert set(figures["statements"][dialect]) == shapes
     assert figures["peer"]["postgraphile"] == {"skipped": "--no-peer"}
+    assert "segment p50 / inline p50" in done.stdout and "defineEvent" in done.stdout
+    for dialect in databases.split(","):
+        assert figures["segment_ratio_p50"][dialect] > 0
+        assert (
+            figures["queries"][dialect]["segment_saved"]["returned"]
+            == (figures["queries"][dialect]["segment_inline"]["returned"])
+        )
+    definitions = figures["definitions"]
+    assert definitions["events"] == 2000 and len(definitions["backfills"]) >= 1
+    assert all(row["seconds"] > 0 for row in definitions["backfills"])
+    assert "ingestion_us_per_event_per_definition" in definitions
