@@ -1,5 +1,6 @@
 """SQLAlchemy mappings; imports nothing of ours outside this package."""
 
+from models.api_key import ApiKey
 from models.base import Base
 from models.definition import DefinitionMatch, EventDefinition, RageClick
 from models.environment import Environment
@@ -9,6 +10,7 @@ from models.session import Session
 from models.user import User, UserAlias
 
 __all__ = [
+    "ApiKey",
     "Base",
     "DefinitionMatch",
     "Environment",

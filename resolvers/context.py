@@ -7,11 +7,12 @@ from typing import Any
 
 from models.db import Database
 from resolvers.loaders import Loaders
+from services.keys import Principal
 
 
 @dataclass(slots=True)
 class Context:
-    """Database, environment and dataloaders of one GraphQL request."""
+    """Database, environment, dataloaders and caller of one GraphQL request."""
 
     db: Database
     environment_id: int
@@ -20,3 +21,6 @@ class Context:
     request: Any = None
     response: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Who is asking: the environment and scope of the request's API key (dev mode: admin).
+    principal: Principal | None = None
+    request_id: str | None = None

@@ -1,4 +1,10 @@
-"""The Starlette application: GraphQL, health, and (later) the Heap and Segment routes."""
+"""The Starlette application: GraphQL, health, the Heap and Segment routes, and their guards.
+
+Middleware, outermost first: request ids (and JSON for any exception a route let escape),
+then body size limits. Which environment a request acts in comes from its credentials:
+the API key (GraphQL), the write key (Segment), the app_id (Heap); dev mode puts every
+request in the `default` environment.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
-from server import heap_api, segment_api
+from server import heap_api, metrics, request_ids, segment_api
 from server.graphql_app import GraphQLApp
+from server.http_errors import HttpProblem
+from server.limits import BodyLimits
 from server.settings import Settings
-from services import environments
+from services import environments, keys
+
+# Loggers whose unexpected-failure records do not name the request id themselves.
+TAGGED_LOGGERS = ("server.http_errors",)
 
 
 @dataclass(slots=True)
@@ -27,10 +40,20 @@ class AppState:
     default_environment_id: int | None = None
 
     async def environment_for(self, request: Request | Any) -> int:
-        """The environment a request acts in (dev mode: the `default` environment)."""
-        if self.default_environment_id is None:  # resolved lazily: the database may be down
-            self.default_environment_id = (await environments.ensure(self.db)).id
-        return self.default_environment_id
+        """The environment a GraphQL request acts in: its key's (dev mode: `default`)."""
+        if self.settings.dev:
+            if self.default_environment_id is None:  # lazily: the database may be down
+                self.default_environment_id = (await environments.ensure(self.db)).id
+            return self.default_environment_id
+        principal = getattr(request.state, "principal", None)
+        if principal is None:  # server/auth.py authenticates every request that gets here
+            raise RuntimeError("an unauthenticated request reached the GraphQL context")
+        return int(principal.environment_id)
+
+    async def principal_for_key(self, key: str) -> keys.Principal | None:
+        """The environment and scope of an active API key, or None."""
+        async with self.db.read() as conn:
+            return await keys.authenticate(conn, key)
 
     async def environment_for_app_id(self, app_id: str) -> int | None:
         """The environment a Heap `app_id` names, or None (dev mode: any app id is `default`)."""
@@ -41,13 +64,25 @@ class AppState:
         return found.id if found is not None else None
 
     async def environment_for_write_key(self, write_key: str) -> int | None:
-        """The environment a Segment write key names, or None (dev mode: any key is `default`).
+        """The environment of a Segment write key: an active ingest or admin API key.
 
-        Outside dev mode no key resolves until API keys exist.
+        None for an unknown or revoked key; HTTP 403 for a key of another scope (dev mode:
+        any key is `default`).
         """
         if self.settings.dev:
             return await self.environment_for(None)
-        return None
+        principal = await self.principal_for_key(write_key)
+        if principal is None:
+            return None
+        if not principal.may("ingest"):
+            raise HttpProblem(
+                403,
+                "FORBIDDEN",
+                f"the write key is an API key with scope {principal.scope}; "
+                "the Segment API needs one with scope ingest (or admin)",
+                requiredScope="ingest",
+            )
+        return principal.environment_id
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -69,14 +104,25 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await db.dispose()
 
-    graphql = GraphQLApp(build(dev=settings.dev), graphql_ide="graphiql")
+    request_ids.tag_logs(*TAGGED_LOGGERS)
+    quiet_strawberry_errors()
+    schema = build(dev=settings.dev)
+    if not settings.introspection:
+        schema = without_introspection(schema)
+    graphql = GraphQLApp(schema, graphql_ide="graphiql" if settings.introspection else None)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *metrics.routes,
         *heap_api.routes,
         *segment_api.routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(request_ids.RequestIds),
+        Middleware(metrics.MetricsMiddleware),
+        Middleware(BodyLimits),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
 def create_app_from_env() -> Starlette:

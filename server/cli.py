@@ -8,7 +8,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from server import admin_cli
 from server.settings import Settings, is_loopback
 
 
@@ -44,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo-days", type=int, default=14, help="days of demo activity (default 14)"
     )
+    serve.add_argument(
+        "--no-introspection",
+        dest="introspection",
+        action="store_false",
+        default=None,
+        help="refuse schema introspection; no GraphiQL",
+    )
     _database_flag(serve)
     demo = commands.add_parser(
         "demo",
@@ -62,12 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     _database_flag(migrate)
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    admin_cli.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """The `usertrail` command; its exit status."""
     args = _parser().parse_args(argv)
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     settings = Settings.from_env()
     if args.command == "export-schema":
         from graph.schema import schema
@@ -101,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             environment=args.environment,
         )
     settings = settings.with_overrides(
-        host=args.host, port=args.port, dev=args.dev, workers=args.workers
+        host=args.host,
+        port=args.port,
+        dev=args.dev,
+        workers=args.workers,
+        introspection=args.introspection,
     )
     if settings.dev and not is_loopback(settings.host):
         print(
@@ -134,6 +150,13 @@ def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> in
             f"Usertrail (dev mode) — GraphiQL at http://{settings.host}:{settings.port}/graphql",
             flush=True,
         )
+    # Structured JSON logs outside dev mode (USERTRAIL_LOG_FORMAT=json|text overrides).
+    log_format = os.environ.get("USERTRAIL_LOG_FORMAT", "text" if settings.dev else "json")
+    extra: dict[str, Any] = {}
+    if log_format == "json":
+        from server import logs
+
+        extra["log_config"] = logs.configure()
     uvicorn.run(
         "server.app:create_app_from_env",
         factory=True,
@@ -142,6 +165,7 @@ def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> in
         workers=settings.workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+        **extra,
     )
     return 0
 

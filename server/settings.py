@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,8 @@ class Settings:
     port: int = 8000
     dev: bool = False
     workers: int = 1
+    # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
+    introspection: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -26,6 +29,7 @@ class Settings:
             port=int(env.get("USERTRAIL_PORT", "8000")),
             dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
             workers=int(env.get("USERTRAIL_WORKERS", "1")),
+            introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
         )
 
     def with_overrides(self, **values: object) -> Settings:
@@ -40,6 +44,7 @@ class Settings:
             "USERTRAIL_PORT": str(self.port),
             "USERTRAIL_DEV": "1" if self.dev else "0",
             "USERTRAIL_WORKERS": str(self.workers),
+            "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
         }
 
 

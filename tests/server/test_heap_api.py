@@ -7,7 +7,7 @@ import gzip
 import httpx
 
 from models.db import Database
-from services import environments
+from services import environments, keys
 from tests.conftest import RunningServer
 from tests.server.conftest import Reader
 
@@ -291,5 +291,8 @@ async def test_outside_dev_mode_app_id_names_the_environment(
         known = await client.post("/api/track", json={**DOCS_TRACK, "app_id": default.app_id})
         assert known.json() == {"success": True, "accepted": 1, "duplicates": 0}
         query = '{ user(identity: "alice@example.com") { eventCount } }'
-        read = await client.post("/graphql", json={"query": query})
+        _, key = await keys.create(db, environment=default.name, scope="read")
+        read = await client.post(
+            "/graphql", json={"query": query}, headers={"authorization": f"Bearer {key}"}
+        )
     assert read.json()["data"]["user"]["eventCount"] == 1

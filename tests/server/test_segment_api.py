@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
 import tracemalloc
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -520,7 +521,7 @@ async def test_missing_and_unusable_write_keys(
     )
     assert bearer.status_code == 401 and bearer.json()["code"] == "INVALID_AUTHORIZATION"
 
-    # Outside dev mode no write key resolves until API keys exist; the SDKs say so.
+    # Outside dev mode a write key must be an active ingest (or admin) API key; the SDKs say so.
     async with httpx.AsyncClient(base_url=production_server.url) as client:
         wrong = await client.post("/v1/batch", json={"batch": [_track(1)]}, auth=("wk", ""))
     assert wrong.status_code == 401 and wrong.json()["code"] == "UNKNOWN_WRITE_KEY"
@@ -569,7 +570,7 @@ async def _send_in_background(sdk: Any, host: str, retries: int = 10, **track: A
 
 
 async def test_sdks_retry_503_when_the_database_is_down_and_never_retry_400(
-    tmp_path: Path, server: RunningServer
+    tmp_path: Path, server: RunningServer, sqlite_template: Path
 ) -> None:
     from rudderstack.analytics import request as rudder_request
     from segment.analytics import request as segment_request
@@ -586,19 +587,32 @@ async def test_sdks_retry_503_when_the_database_is_down_and_never_retry_400(
                 "/api/track", json={"app_id": "1", "identity": "x", "event": "e"}
             )
         assert heap.status_code == 503 and heap.json()["code"] == "UNAVAILABLE"
+        assert int(heap.headers["retry-after"]) > 0
 
-        with Responses(segment_request._session) as statuses:
-            errors = await _send_in_background(
-                SegmentClient, running.url, retries=2, user_id="x", event="Later"
-            )
-        assert statuses == [503, 503, 503]  # the first try and two retries
-        assert [e.status for e in errors] == [503]
         with Responses(rudder_request._session) as statuses:
             errors = await _send_in_background(
                 RudderClient, running.url, retries=1, user_id="x", event="Later"
             )
-        assert statuses == [503, 503]
+        assert statuses == [503, 503]  # the first try and one retry
         assert [e.status for e in errors] == [503]
+
+        # The Segment SDK honours Retry-After: it keeps the batch and tries again after the
+        # advertised delay, without spending its retries, until the database is back.
+        with Responses(segment_request._session) as statuses:
+            sending = asyncio.create_task(
+                _send_in_background(
+                    SegmentClient, running.url, retries=1, user_id="x", event="Kept"
+                )
+            )
+            async with asyncio.timeout(20):
+                while len(statuses) < 2:
+                    await asyncio.sleep(0.05)
+            missing.parent.mkdir(parents=True)
+            shutil.copy(sqlite_template, missing)  # the database is back
+            async with asyncio.timeout(20):
+                errors = await sending
+        assert statuses[:2] == [503, 503] and statuses[-1] == 200, statuses
+        assert errors == []
     finally:
         down.should_exit = True
         await task
