@@ -1,9 +1,17 @@
 """Engine and transaction setup for SQLite (embedded) and PostgreSQL (production).
 
-Writes go through `Database.write`, which gives one transaction and retries it when the
-database reports a transient conflict. On SQLite there is a single writer path: one
-in-process lock in front of a one-connection pool whose transactions begin IMMEDIATE, so
-concurrent requests queue instead of failing; other processes wait on `busy_timeout`.
+Writes go through `Database.write`, which gives one transaction, committed before it
+returns, and retries it when the database reports a transient conflict. On SQLite there is
+a single writer path: one in-process lock in front of a one-connection pool whose
+transactions begin IMMEDIATE, so concurrent requests queue instead of failing; other
+processes wait on `busy_timeout`.
+
+Outages surface in one shape: `read` and `write` turn every error that means "the database
+cannot be reached, or stays busy" (refused or lost connections, a server shutting down,
+SQLite locked past its timeout, conflicts still failing after the retries) into
+`DatabaseUnavailable`. Routes answer it with HTTP 503 and `Retry-After`, GraphQL with an
+error coded UNAVAILABLE; the pool (pre-ping on PostgreSQL) reconnects once the database is
+back, without a restart. Any other database error is a bug and stays what it is.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,38 @@ T = TypeVar("T")
 # (a concurrent writer created the same row first; the retry sees it and takes the other path).
 RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 MAX_ATTEMPTS = 5
+# SQLSTATEs of a server that cannot serve: class 08 (connection exception), shutting down or
+# starting (57P01-57P03), too many connections (53300).
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+# Driver messages of a lost connection or a database that cannot be opened or written.
+UNAVAILABLE_MESSAGES = (
+    "connection is closed",
+    "connection was closed",
+    "database is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+# Seconds a client should wait before retrying after an outage (the `Retry-After` header).
+RETRY_AFTER_SECONDS = 2
+# asyncpg waits 60 s for a server that does not answer; requests should fail fast instead.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database cannot be reached or stays busy; the client should retry later.
+
+    A ConnectionError (so an OSError) on purpose: it is no domain error, so resolvers never
+    turn it into a payload error, and every handler of connection failures catches it.
+    A write that fails this way was not acknowledged; when the connection broke during
+    COMMIT it may have been stored all the same, which idempotency keys make harmless.
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str = "the database is unavailable; retry later"):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = RETRY_AFTER_SECONDS
 
 
 def _dumps(value: Any) -> str:
@@ -45,15 +86,56 @@ def normalise_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
 
 
-def _is_retryable(error: DBAPIError) -> bool:
+def _sqlstate(error: DBAPIError) -> str | None:
     orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(
+    return getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
     )
-    if sqlstate in RETRYABLE_SQLSTATES:
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    if _sqlstate(error) in RETRYABLE_SQLSTATES:
         return True
     # SQLite: another process holds the write lock longer than busy_timeout.
     return isinstance(error, OperationalError) and "database is locked" in str(error)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, the driver error it wraps, and their causes (a short, cycle-free chain)."""
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending and len(chain) < 8:
+        item = pending.pop(0)
+        if item is None or any(item is seen for seen in chain):
+            continue
+        chain.append(item)
+        pending += [getattr(item, "orig", None), item.__cause__, item.__context__]
+    return chain
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database cannot be reached or serve now, not a bug."""
+    for item in _causes(error):
+        if isinstance(item, OSError | PoolTimeout):
+            return True  # refused, reset or timed-out connections; no connection left in the pool
+        if isinstance(item, DBAPIError) and item.connection_invalidated:
+            return True  # the dialect recognised a disconnect
+        if isinstance(item, SQLAlchemyError):
+            continue  # its text quotes statements and values; the driver error follows
+        sqlstate = getattr(item, "sqlstate", None)
+        if isinstance(sqlstate, str):  # a PostgreSQL error: its message may quote values
+            if sqlstate.startswith("08") or sqlstate in UNAVAILABLE_SQLSTATES:
+                return True
+        elif any(message in str(item).lower() for message in UNAVAILABLE_MESSAGES):
+            return True
+    return False
+
+
+def _unavailable(error: BaseException) -> DatabaseUnavailable:
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    log.warning("database unavailable: %s: %s", type(error).__name__, error)
+    return DatabaseUnavailable()
 
 
 class Database:
@@ -75,7 +157,12 @@ class Database:
             _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
         else:
             self.engine = create_async_engine(
-                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True, **common
+                self.url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+                **common,
             )
             self.write_engine = self.engine
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -89,9 +176,17 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading, inside a transaction that is rolled back at the end."""
-        async with self.engine.connect() as conn:
-            yield conn
+        """A connection for reading, inside a transaction that is rolled back at the end.
+
+        Raises DatabaseUnavailable when the database cannot be reached.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OSError, SQLAlchemyError) as error:
+            if is_unavailable(error):
+                raise _unavailable(error) from error
+            raise
 
     @asynccontextmanager
     async def _write_once(self) -> AsyncIterator[AsyncConnection]:
@@ -103,18 +198,32 @@ class Database:
             yield conn
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `work` in one write transaction, committed before returning; retried on conflicts."""
+        """Run `work` in one write transaction, committed before returning; retried on conflicts.
+
+        `work` may run several times: it must draw anything random (ids) inside. Raises
+        DatabaseUnavailable when the database cannot be reached, or conflicts outlast the
+        retries; a lost connection is not retried here, since COMMIT may have succeeded.
+        """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self._write_once() as conn:
                     return await work(conn)
             except DBAPIError as error:
-                if attempt == MAX_ATTEMPTS or not _is_retryable(error):
+                if is_unavailable(error) and not _is_retryable(error):
+                    raise _unavailable(error) from error
+                if not _is_retryable(error):
                     raise
+                if attempt == MAX_ATTEMPTS:
+                    log.warning("write failed after %d attempts: %s", attempt, error.orig)
+                    raise DatabaseUnavailable("the database is busy; retry later") from error
                 log.info(
                     "retrying write after transient conflict (attempt %d): %s", attempt, error.orig
                 )
                 await asyncio.sleep(0.01 * attempt)
+            except (OSError, SQLAlchemyError) as error:  # e.g. from the driver, connecting
+                if is_unavailable(error):
+                    raise _unavailable(error) from error
+                raise
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:

@@ -2,7 +2,9 @@
 
 Both APIs answer every failure with a JSON object carrying `code` and `message` (the Segment
 and RudderStack SDKs read exactly those two keys from a non-2xx answer). Client mistakes are
-4xx, which the SDKs do not retry; a database that cannot be reached is 503, which they do.
+4xx, which the SDKs do not retry; a database that cannot be reached (models.db raises
+`Unavailable` for every outage) is 503 with `Retry-After`, which they do retry. Any other
+failure is a bug: logged, and answered 500.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -36,16 +37,25 @@ class JSONBody(Response):
 class HttpProblem(Exception):
     """A request refused as a whole: answered with `status` and a JSON error body."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
         self.extra = {key: value for key, value in extra.items() if value is not None}
 
     def response(self) -> Response:
         body = {"success": False, "code": self.code, "message": self.message, **self.extra}
-        return JSONBody(body, status_code=self.status)
+        return JSONBody(body, status_code=self.status, headers=self.headers)
 
 
 def problem_list(
@@ -131,13 +141,10 @@ def json_api(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except HttpProblem as problem:
             return problem.response()
-        except Unavailable as error:
-            return _unavailable(error.message)
+        except Unavailable as error:  # the database is down, restarting or busy
+            return unavailable(error).response()
         except UsertrailError as error:
             return HttpProblem(400, error.code, error.message, field=error.field).response()
-        except (DBAPIError, OSError, TimeoutError) as error:  # the database is down or restarting
-            log.warning("ingestion failed, database unavailable: %s", error)
-            return _unavailable("the database is unavailable; retry later")
         except Exception:  # a bug: logged, answered as JSON 500 so that SDKs retry it
             log.exception("ingestion failed unexpectedly")
             return HttpProblem(500, "INTERNAL", "internal error; retry later").response()
@@ -147,5 +154,12 @@ def json_api(endpoint: Endpoint) -> Endpoint:
     return guarded
 
 
-def _unavailable(message: str) -> Response:
-    return HttpProblem(503, "UNAVAILABLE", message).response()
+def unavailable(error: Unavailable) -> HttpProblem:
+    """HTTP 503 with `Retry-After`: nothing was acknowledged, the same request may be retried."""
+    return HttpProblem(
+        503,
+        error.code,
+        error.message,
+        headers={"Retry-After": str(error.retry_after)},
+        retryAfter=error.retry_after,
+    )

@@ -21,7 +21,9 @@ as identify), then events (track, page, screen), then traits (identify).
 - Answers: 200 `{"success": true, "accepted", "duplicates"}`; 400 with a JSON error naming
   the message (`batch[2].event`) when a message was refused, the others being stored all
   the same (SDKs do not retry a 400; `messageId` would make a retry harmless anyway); 401
-  without a usable write key; 503 when the database is unreachable (SDKs retry).
+  without a usable write key (the write key is an API key of scope ingest or admin; it
+  names the environment), 403 for a key of scope read; 503 when the database is
+  unreachable (SDKs retry).
 """
 
 from __future__ import annotations
@@ -207,8 +209,8 @@ async def _environment(state: Any, write_key: Any) -> int:
         raise HttpProblem(
             401,
             "UNKNOWN_WRITE_KEY",
-            "the write key names no environment: this server has no API keys yet, "
-            "so write keys are accepted only in --dev mode",
+            "the write key is not an active API key: use an ingest key made by "
+            "`usertrail key create --scope ingest`",
         )
     return int(environment_id)
 
@@ -297,7 +299,12 @@ def _plan_message(
     """Add what one message asks for to the plan, or raise the reason it is refused."""
     if not isinstance(message, dict):
         raise InvalidInput("each message must be a JSON object", field=None, code="INVALID_MESSAGE")
-    size = len(orjson.dumps(message))
+    try:
+        size = len(orjson.dumps(message))
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+        raise InvalidInput(
+            "the message nests too deeply", field=None, code="INVALID_MESSAGE"
+        ) from None
     if size > MAX_MESSAGE:
         raise InvalidInput(
             f"the message is {size} bytes; the limit is {MAX_MESSAGE}",
@@ -317,6 +324,8 @@ def _plan_message(
     anonymous_id = _id(message.get("anonymousId"), "anonymousId")
     if user_id is None and anonymous_id is None:
         raise InvalidInput("give userId or anonymousId", field="userId", code="MISSING_USER")
+    if anonymous_id is not None:  # checked now: a refused link must not leave its event stored
+        ingest.anonymous_id(anonymous_id)
     if (
         user_id is not None
         and anonymous_id is not None

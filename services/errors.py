@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.db import DatabaseUnavailable
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -54,7 +56,8 @@ class Conflict(UsertrailError):
     code = "CONFLICT"
 
 
-class Unavailable(UsertrailError):
-    """The database cannot be reached; the client should retry later."""
-
-    code = "UNAVAILABLE"
+# The database cannot be reached or stays busy; the client should retry later. Raised by
+# models.db (Database.read and .write translate every outage there, in one place). It is
+# deliberately no UsertrailError: resolvers turn those into payload errors, and an outage must
+# reach the client as a failure to retry (HTTP 503 with Retry-After, GraphQL UNAVAILABLE).
+Unavailable = DatabaseUnavailable

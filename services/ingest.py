@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, User
 from models.db import Database
-from services import definitions, limits, rage_clicks
+from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
 from services.autocapture import split_url
 from services.clock import now_us, row_ids
@@ -32,6 +32,15 @@ K = IdempotencyKey.__table__
 U = User.__table__
 
 URL_PROPERTIES = ("domain", "path", "query", "hash")
+# Event columns holding caller text, and the input field each comes from.
+STORED_TEXT = {
+    "type": "event",
+    "client_session_id": "sessionId",
+    "idempotency_key": "idempotencyKey",
+    "properties": "properties",
+    "context": "context",
+}
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -78,10 +87,56 @@ class _Valid:
     traits: SessionTraits | None
 
 
+def storable(value: T, field: str) -> T:
+    """`value` (validated text, or flat properties) unless it holds characters no database
+    stores: NUL (PostgreSQL text and JSON refuse it) or an unpaired surrogate (not UTF-8;
+    GraphQL's JSON parser lets `\\ud800` through). The limits leave both to this check."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+            clean = "\x00" not in value
+        except UnicodeEncodeError:
+            clean = False
+        if not clean:
+            raise InvalidInput(
+                "text with a NUL character or an unpaired surrogate cannot be stored",
+                field=field,
+                code="INVALID_TEXT",
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            storable(key, field)  # a bad key is not repeated in the field name
+            storable(item, f"{field}.{key}")
+    return value
+
+
+def anonymous_id(value: Any) -> str:
+    """A Segment anonymousId: any text of 1..1024 characters that can be stored."""
+    text = limits.short_text(value, "anonymousId", "INVALID_ANONYMOUS_ID", 1024)
+    return storable(text, "anonymousId")
+
+
+def _event_time(value: Any, received_us: int) -> int:
+    try:
+        return limits.timestamp(value, received_us=received_us)
+    except OverflowError:  # epoch milliseconds beyond any datetime (1e306 * 1000 is inf)
+        raise InvalidInput(
+            "timestamp is out of range", field="timestamp", code="INVALID_TIMESTAMP"
+        ) from None
+
+
 def _user_key(item: TrackItem | UserPropertiesItem, *, client: bool) -> tuple[UserKey, str | None]:
     """The key that names the item's user, and an identity to identify it with, if any."""
+    key, identify_as = _raw_user_key(item, client=client)
+    storable(key.value, key.kind_field)
+    return key, storable(identify_as, "identity")
+
+
+def _raw_user_key(
+    item: TrackItem | UserPropertiesItem, *, client: bool
+) -> tuple[UserKey, str | None]:
     if item.anonymous_id is not None:
-        who = limits.short_text(item.anonymous_id, "anonymousId", "INVALID_ANONYMOUS_ID", 1024)
+        who = anonymous_id(item.anonymous_id)
         also = limits.identity(item.identity) if item.identity is not None else None
         return UserKey("anonymous_id", who), also
     has_id, has_identity = item.user_id is not None, item.identity is not None
@@ -121,7 +176,7 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         "environment_id": environment_id,
         "id": row_ids.next(),
         "type": limits.event_name(item.event),
-        "time_us": limits.timestamp(item.timestamp, received_us=received_us),
+        "time_us": _event_time(item.timestamp, received_us),
         "source": source,
         "client_session_id": session_id if source != "SERVER" else None,
         "properties": properties,
@@ -130,6 +185,8 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         "received_us": received_us,
         "idempotency_key": idempotency_key,
     }
+    for name, field_name in STORED_TEXT.items():
+        storable(row[name], field_name)
     traits = session_traits(source, properties, context) if source != "SERVER" else None
     return _Valid(index, key, identify_as, row, traits)
 
@@ -175,11 +232,19 @@ async def track(
 
     async def work(conn: AsyncConnection) -> Outcome:
         outcome = Outcome(duplicates=repeated, problems=list(problems))
+        for item in unique:  # fresh ids per attempt: a retry after a key collision draws anew
+            item.row["id"] = row_ids.next()
         await _store_events(conn, environment_id, unique, received, outcome)
         return outcome
 
     outcome = await db.write(work) if unique else Outcome(duplicates=repeated, problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
+    telemetry.record_ingestion(
+        environment_id,
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+        codes=[p.code for p in outcome.problems],
+    )
     return outcome
 
 
@@ -332,7 +397,8 @@ async def add_user_properties(
     for index, item in enumerate(items):
         try:
             key, _ = _user_key(item, client=False)
-            valid.append((index, key, limits.user_properties(item.properties)))
+            properties = storable(limits.user_properties(item.properties), "properties")
+            valid.append((index, key, properties))
         except UsertrailError as error:
             problems.append(error.problem.at(index))
 
@@ -358,8 +424,8 @@ async def identify(
     """Attach an identity to an existing user, merging into the identity's user if it has one."""
     received = now_us()
     key = UserKey("user_id", str(limits.user_id(user_id)))
-    who = limits.identity(identity)
-    limits.timestamp(timestamp, received_us=received)
+    who = storable(limits.identity(identity), "identity")
+    _event_time(timestamp, received)
 
     async def work(conn: AsyncConnection) -> identities.Identified:
         routes = await identities.resolve(
@@ -406,10 +472,8 @@ async def link_anonymous_ids(
     valid: list[tuple[int, UserKey, UserKey, bool]] = []
     for index, link in enumerate(links):
         try:
-            anonymous = limits.short_text(
-                link.anonymous_id, "anonymousId", "INVALID_ANONYMOUS_ID", 1024
-            )
-            who = limits.identity(link.identity)
+            anonymous = anonymous_id(link.anonymous_id)
+            who = storable(limits.identity(link.identity), "identity")
         except UsertrailError as error:
             problems.append(error.problem.at(index))
             continue

@@ -20,7 +20,7 @@ UPDATE = """mutation($id: ID!, $input: DefineEventInput!) {
 DELETE = """mutation($id: ID!) { deleteEventDefinition(id: $id) { deletedId errors { code } } }"""
 TIMELINE = """query($id: String) { user(userId: $id) { sessions(first: 50) { edges { node {
   hasRageClick mostFrequentEvents(limit: 3) { name count definition { name } }
-  events(first: 500) { edges { node { id type name defined color isRageClick
+  events(first: 500) { edges { node { id type name time defined color isRageClick
     definition { name } definitions { name } properties } } } } } } } }"""
 USERS = """query($filter: UserFilter) { users(filter: $filter, first: 100) {
   totalCount edges { node { userId } } } }"""
@@ -82,7 +82,7 @@ async def test_definition_applies_to_stored_and_new_events(api: Api) -> None:
     # A new event is matched as it arrives.
     await api.track_batch([click(2, NOW - timedelta(minutes=1), BUY)])
     new = events_of(await api.gql(TIMELINE, id="2"))
-    latest = max(new, key=lambda e: e["id"])  # ids grow with arrival
+    latest = max(new, key=lambda e: e["time"])
     assert latest["name"] == "Clicked Buy" and latest["defined"] is True
     assert latest["color"] == buy["color"]
     # Editing narrows it; deleting removes every match.

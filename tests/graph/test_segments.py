@@ -20,9 +20,11 @@ from tests.support import Api
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CREATE = """mutation($input: SegmentInput!) {
-  createSegment(input: $input) { segment { id name userCount filter } errors { code field message } } }"""
+  createSegment(input: $input) {
+    segment { id name userCount filter } errors { code field message } } }"""
 UPDATE = """mutation($id: ID!, $input: SegmentInput!) {
-  updateSegment(id: $id, input: $input) { segment { id userCount } errors { code field message } } }"""
+  updateSegment(id: $id, input: $input) {
+    segment { id userCount } errors { code field message } } }"""
 DELETE = """mutation($id: ID!) { deleteSegment(id: $id) { deletedId errors { code message } } }"""
 MONTH = {"lastDays": 30}
 

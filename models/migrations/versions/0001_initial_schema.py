@@ -144,7 +144,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index("ix_users_env_identity", ["environment_id", "identity"], unique=False)
-        batch_op.create_index("ix_users_env_activity", ["environment_id", "activity_us"], unique=False)
+        batch_op.create_index(
+            "ix_users_env_activity", ["environment_id", "activity_us"], unique=False
+        )
         batch_op.create_index(
             "ix_users_env_last_seen", ["environment_id", "last_seen_us", "user_id"], unique=False
         )
