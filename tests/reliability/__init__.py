@@ -1,0 +1,1 @@
+"""Reliability: concurrent writers, crashes, database outages, hostile input, shutdown, load."""
