@@ -13,7 +13,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
-from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -52,7 +51,9 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 def _is_outage(original: BaseException | None) -> bool:
-    return isinstance(original, Unavailable | DBAPIError | OSError | TimeoutError)
+    # Only what models.db classified as an outage: other database errors are bugs to see,
+    # not reasons for clients to retry forever.
+    return isinstance(original, Unavailable)
 
 
 def reported(error: GraphQLError, *, request_id: str | None, mask: bool) -> GraphQLError:

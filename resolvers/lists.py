@@ -76,7 +76,7 @@ async def _named_user(info: Info, user_id: str | None, identity_value: str | Non
         key = (
             UserKey("user_id", str(limits.user_id(user_id)))
             if user_id is not None
-            else UserKey("identity", str(identity_value))
+            else UserKey("identity", limits.storable(str(identity_value), "identity"))
         )
     except UsertrailError as error:
         raise GraphQLError(

@@ -60,7 +60,7 @@ async def user(info: Info, user_id: str | None = None, identity: str | None = No
         key = (
             UserKey("user_id", str(limits.user_id(user_id)))
             if user_id is not None
-            else UserKey("identity", str(identity))
+            else UserKey("identity", limits.storable(str(identity), "identity"))
         )
     except InvalidInput as error:
         raise GraphQLError(

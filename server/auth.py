@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.http_errors import JSONBody
+from services.errors import Unavailable
 from services.keys import Principal
 
 HOW = "send an API key as `Authorization: Bearer <key>` (made by `usertrail key create`)"
@@ -66,7 +66,7 @@ async def authenticate(request: Request) -> Principal:
         if key is None:
             raise Refused(401, "UNAUTHENTICATED", f"this API needs an API key: {HOW}")
         principal = await state.principal_for_key(key)
-    except (DBAPIError, OSError, TimeoutError) as outage:  # models.db's Unavailable is an OSError
+    except Unavailable as outage:
         raise Refused(
             503,
             "UNAVAILABLE",

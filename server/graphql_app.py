@@ -28,6 +28,7 @@ from resolvers.context import Context
 from resolvers.loaders import Loaders
 from server import auth, request_ids
 from server.http_errors import JSONBody
+from services.errors import Unavailable
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 FORBIDDEN = "FORBIDDEN"
@@ -79,6 +80,13 @@ class GraphQLApp(GraphQL[Context, None]):
             response = await super().run(request, context, root_value)
         except HTTPException as refusal:
             return _error(refusal.status_code, refusal.reason)
+        except Unavailable as outage:  # e.g. resolving the environment of a cold worker
+            return auth.Refused(
+                503,
+                "UNAVAILABLE",
+                "the database is unavailable; retry later",
+                retry_after=getattr(outage, "retry_after", 1),
+            ).response()
         return _negotiated(request, response)
 
     async def get_context(self, request: Request | Any, response: Response | Any) -> Context:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,6 +22,7 @@ from services.autocapture import split_url
 from services.clock import now_us, row_ids
 from services.errors import Conflict, InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
+from services.limits import storable
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
 from services.sql import chunks, insert_ignoring_duplicates
@@ -40,7 +41,6 @@ STORED_TEXT = {
     "properties": "properties",
     "context": "context",
 }
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -85,29 +85,6 @@ class _Valid:
     identify_as: str | None
     row: dict[str, Any]
     traits: SessionTraits | None
-
-
-def storable(value: T, field: str) -> T:
-    """`value` (validated text, or flat properties) unless it holds characters no database
-    stores: NUL (PostgreSQL text and JSON refuse it) or an unpaired surrogate (not UTF-8;
-    GraphQL's JSON parser lets `\\ud800` through). The limits leave both to this check."""
-    if isinstance(value, str):
-        try:
-            value.encode()
-            clean = "\x00" not in value
-        except UnicodeEncodeError:
-            clean = False
-        if not clean:
-            raise InvalidInput(
-                "text with a NUL character or an unpaired surrogate cannot be stored",
-                field=field,
-                code="INVALID_TEXT",
-            )
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            storable(key, field)  # a bad key is not repeated in the field name
-            storable(item, f"{field}.{key}")
-    return value
 
 
 def anonymous_id(value: Any) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.clock import DAY_US, MAX_USER_ID, to_micros
 from services.errors import InvalidInput
+
+T = TypeVar("T")
 
 MAX_BATCH = 1000
 MAX_NAME = 1024
@@ -257,3 +259,26 @@ def batch_size(count: int, field: str) -> None:
             field=field,
             code="BATCH_TOO_LARGE",
         )
+
+
+def storable(value: T, field: str) -> T:
+    """`value` (validated text, or flat properties) unless it holds characters no database
+    stores: NUL (PostgreSQL text and JSON refuse it) or an unpaired surrogate (not UTF-8;
+    GraphQL's JSON parser lets `\\ud800` through). The limits leave both to this check."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+            clean = "\x00" not in value
+        except UnicodeEncodeError:
+            clean = False
+        if not clean:
+            raise InvalidInput(
+                "text with a NUL character or an unpaired surrogate cannot be stored",
+                field=field,
+                code="INVALID_TEXT",
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            storable(key, field)  # a bad key is not repeated in the field name
+            storable(item, f"{field}.{key}")
+    return value

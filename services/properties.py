@@ -16,6 +16,7 @@ from sqlalchemy import Float, String, and_, case, cast, func, literal, not_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.errors import InvalidInput
+from services.limits import storable
 
 OPERATORS = (
     "EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH",
@@ -87,6 +88,7 @@ class PropertyCondition:
 
 
 def _scalar(value: Any, where: str) -> None:
+    storable(value, where)
     if value is None or isinstance(value, list | dict):
         raise InvalidInput(
             "value must be a string, number or boolean", field=where, code="INVALID_FILTER"
