@@ -70,8 +70,14 @@ async def users(
     )
 
 
-async def _named_user(info: Info, user_id: str | None, identity_value: str | None) -> int | None:
-    """The user a userId or identity routes to in this environment (None: nobody)."""
+async def named_user(
+    info: Info, user_id: str | None, identity_value: str | None, *, prefix: str = ""
+) -> int | None:
+    """The user a userId or identity routes to in this environment (None: nobody).
+
+    An id that cannot be one (not numeric, unstorable text) is a GraphQL error naming
+    `prefix` + the argument.
+    """
     try:
         key = (
             UserKey("user_id", str(limits.user_id(user_id)))
@@ -79,9 +85,9 @@ async def _named_user(info: Info, user_id: str | None, identity_value: str | Non
             else UserKey("identity", limits.storable(str(identity_value), "identity"))
         )
     except UsertrailError as error:
+        field = f"{prefix}{error.field}"
         raise GraphQLError(
-            f"filter.userId: {error.message}",
-            extensions={"code": error.code, "field": "filter.userId"},
+            f"{field}: {error.message}", extensions={"code": error.code, "field": field}
         ) from None
     async with info.context.db.read() as conn:
         return await identity.resolve_existing(
@@ -101,7 +107,9 @@ async def sessions(
     before = read_cursor(after, "sp", size=3)
     ctx = info.context
     named = filter is not None and (filter.user_id is not None or filter.identity is not None)
-    user_id = await _named_user(info, filter.user_id, filter.identity) if named else None
+    user_id = (
+        await named_user(info, filter.user_id, filter.identity, prefix="filter.") if named else None
+    )
     if named and user_id is None:
         return SessionConnection(edges=[], page_info=page_info(False, None), total_count=0)
     conditions = ctx.loaders.compiler().sessions(wanted, user_id=user_id)

@@ -15,9 +15,8 @@ from graph.segment import Segment
 from graph.session import Session
 from graph.user import User
 from resolvers.context import Context
-from services import limits, segments
-from services.errors import InvalidInput
-from services.identity import UserKey, resolve_existing
+from resolvers.lists import named_user
+from services import segments
 
 Info = strawberry.Info[Context]
 
@@ -56,19 +55,8 @@ async def user(info: Info, user_id: str | None = None, identity: str | None = No
             "give exactly one of `userId` or `identity`",
             extensions={"code": "BAD_USER_INPUT", "field": "userId"},
         )
-    try:
-        key = (
-            UserKey("user_id", str(limits.user_id(user_id)))
-            if user_id is not None
-            else UserKey("identity", limits.storable(str(identity), "identity"))
-        )
-    except InvalidInput as error:
-        raise GraphQLError(
-            error.message, extensions={"code": "BAD_USER_INPUT", "field": error.field}
-        ) from None
+    found = await named_user(info, user_id, identity)
     ctx = info.context
-    async with ctx.db.read() as conn:
-        found = await resolve_existing(conn, environment_id=ctx.environment_id, key=key)
     if found is None:
         return None
     row = await ctx.loaders.user.load(found)
