@@ -10,19 +10,16 @@ their 5 newest sessions, each with its first 10 events.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import asyncpg
 import httpx
 
 from bench.databases import asyncpg_dsn
-from bench.server import free_port
+from bench.server import ServedProcess
 
 NODE_DIR = Path(__file__).parent / ".node"
 BIN = NODE_DIR / "node_modules" / ".bin" / "postgraphile"
@@ -66,19 +63,16 @@ async def add_smart_comments(url: str) -> None:
         await conn.close()
 
 
-class PostGraphile:
+class PostGraphile(ServedProcess):
     """`async with PostGraphile(url, log) as peer:` serves `peer.url` until the block ends."""
 
-    def __init__(self, database_url: str, log_path: Path, *, start_timeout: float = 120):
-        self.database_url = database_url
-        self.log_path = log_path
-        self.start_timeout = start_timeout
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+    name = "postgraphile"
 
-    async def __aenter__(self) -> PostGraphile:
-        command = [
+    def __init__(self, database_url: str, log_path: Path, *, start_timeout: float = 120):
+        super().__init__(database_url, log_path, start_timeout=start_timeout)
+
+    def command(self) -> list[str]:
+        return [
             "node",
             str(BIN.resolve()),
             "--connection",
@@ -94,34 +88,10 @@ class PostGraphile:
             "--disable-query-log",
             "--disable-default-mutations",
         ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.start_timeout
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"postgraphile exited; see {self.log_path}")
-                try:
-                    answer = await client.post("/graphql", json={"query": "{ __typename }"})
-                    if answer.status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"postgraphile did not answer within {self.start_timeout} s")
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                await asyncio.to_thread(self.process.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+    async def ready(self, client: httpx.AsyncClient) -> bool:
+        answer = await client.post("/graphql", json={"query": "{ __typename }"})
+        return answer.status_code == 200
 
 
 async def _field_returning(client: httpx.AsyncClient, type_name: str, returned: str) -> str:
