@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select
 
 from models import DefinitionMatch, Event, EventDefinition
 from models.db import Database
@@ -20,6 +20,7 @@ from services.clock import to_micros
 from services.errors import Conflict, InvalidInput, NotFound
 from services.ingest import TrackItem
 from services.matching import Criterion, PropertyCondition, StringMatch
+from services.sql import keys_in
 from tests.factories import BASE
 
 E = Event.__table__
@@ -74,10 +75,8 @@ def event(key: str, name: str, user: str = "11", at: int = 0, **properties: Any)
     )
 
 
-async def track(
-    db: Database, environment_id: int, items: Sequence[TrackItem], *, live: bool = False
-) -> dict[str, Key]:
-    """Ingest items (in batches of 1000); `live` also runs the ingestion hook on them."""
+async def track(db: Database, environment_id: int, items: Sequence[TrackItem]) -> dict[str, Key]:
+    """Ingest items (in batches of 1000); ingestion matches them against live definitions."""
     keys: dict[str, Key] = {}
     for start in range(0, len(items), 1000):
         batch = items[start : start + 1000]
@@ -85,24 +84,7 @@ async def track(
         assert outcome.problems == [] and outcome.accepted == len(batch)
         stored = {batch[i].properties["k"]: key for i, key in outcome.stored.items()}
         keys.update(stored)
-        if live:
-            await run_hook(db, environment_id, list(stored.values()))
     return keys
-
-
-async def run_hook(db: Database, environment_id: int, keys: list[Key]) -> None:
-    """What ingestion does for new events (idempotent: harmless once the hook is wired)."""
-
-    async def work(conn: Any) -> None:
-        found = await conn.execute(
-            select(E).where(
-                E.c.environment_id == environment_id, tuple_(E.c.user_id, E.c.id).in_(keys)
-            )
-        )
-        rows = [dict(row._mapping) for row in found]
-        await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
-
-    await db.write(work)
 
 
 async def define(db: Database, environment_id: int, name: str, *criteria: Criterion) -> Any:
@@ -237,7 +219,7 @@ async def test_every_operator_retroactively_and_live(db: Database) -> None:
             await define(db, retro, f"case {index}", _operator_criterion(index)),
             await define(db, live, f"case {index}", _operator_criterion(index)),
         )
-    live_keys = await track(db, live, _operator_events(), live=True)
+    live_keys = await track(db, live, _operator_events())
     for index, (op, value, expected) in enumerate(OPERATOR_CASES):
         retro_row, live_row = made[index]
         assert await matched(db, retro, retro_row.id) == named(retro_keys, *expected), (op, value)
@@ -306,7 +288,6 @@ async def test_property_names_sql_cannot_address_are_matched_in_python(
         db,
         live,
         [event("yes", "Purchase", **{name: "gold"}), event("no", "Purchase", **{name: "tin"})],
-        live=True,
     )
     async with db.read() as conn:
         rows = (await definitions.list_(conn, environment_id=live))[0]
@@ -435,7 +416,7 @@ async def test_selectors_with_near_misses_retroactively_and_live(db: Database) -
             await define(db, retro, f"s{index}", criterion),
             await define(db, live, f"s{index}", criterion),
         )
-    live_keys = await track(db, live, items, live=True)
+    live_keys = await track(db, live, items)
     for selector, expected in SELECTOR_CASES:
         retro_row, live_row = made[selector]
         assert await matched(db, retro, retro_row.id) == named(retro_keys, *expected), selector
@@ -531,7 +512,7 @@ async def test_precedence_most_conditions_then_oldest(db: Database) -> None:
                 db, environment_id=environment_id, name=name, criteria=criteria
             )
         if live:
-            keys = await track(db, environment_id, items, live=True)
+            keys = await track(db, environment_id, items)
         found = await shown(db, environment_id, list(keys.values()))
         assert found[keys["target"]] == [
             "Combo",
@@ -652,7 +633,6 @@ async def test_defined_after_ten_thousand_events(db: Database, environment_id: i
         db,
         environment_id,
         [click("new-buy", CHECKOUT_BUY, at=20_000), click("new-other", HEADER_LINK, at=20_001)],
-        live=True,
     )
     assert await count(db, environment_id, row.id) == 2501
     assert (await shown(db, environment_id, [new["new-buy"]]))[new["new-buy"]] == ["Buy"]
@@ -838,6 +818,21 @@ async def test_default_colours_come_from_the_palette(db: Database, environment_i
     assert colours == list(definitions.PALETTE[:3])
 
 
+async def run_hook(db: Database, environment_id: int, keys: list[Key]) -> None:
+    """Run the ingestion hook again on stored events (it must add nothing)."""
+
+    async def work(conn: Any) -> None:
+        found = await conn.execute(
+            select(E).where(
+                E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.id), keys)
+            )
+        )
+        rows = [dict(row._mapping) for row in found]
+        await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
+
+    await db.write(work)
+
+
 async def test_environments_do_not_see_each_other(db: Database) -> None:
     mine, theirs = await fresh_environment(db), await fresh_environment(db)
     my_keys = await track(db, mine, [click("mine", CHECKOUT_BUY)])
@@ -857,7 +852,7 @@ async def test_environments_do_not_see_each_other(db: Database) -> None:
 
 async def test_live_matching_is_idempotent(db: Database, environment_id: int) -> None:
     row = await define(db, environment_id, "Buy", Criterion("click", selector=".buy"))
-    keys = await track(db, environment_id, [click("a", CHECKOUT_BUY)], live=True)
+    keys = await track(db, environment_id, [click("a", CHECKOUT_BUY)])
     await run_hook(db, environment_id, list(keys.values()))
     assert await count(db, environment_id, row.id) == 1
 
