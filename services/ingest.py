@@ -25,7 +25,7 @@ from services.identity import UserKey
 from services.limits import storable
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
-from services.sql import chunks, insert_ignoring_duplicates
+from services.sql import chunks, insert_ignoring_duplicates, insert_rows
 from services.traits import SessionTraits, session_traits
 
 E = Event.__table__
@@ -135,7 +135,7 @@ def _raw_user_key(
 
 def _validate_event(item: TrackItem, index: int, environment_id: int, received_us: int) -> _Valid:
     source = limits.source(item.source if item.source is not None else "SERVER")
-    key, identify_as = _user_key(item, client=source != "SERVER")
+    key, identify_as = _raw_user_key(item, client=source != "SERVER")
     properties = limits.properties(item.properties)
     context = limits.context(item.context)
     _autocapture_url(properties, context)
@@ -151,7 +151,7 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
     )
     row = {
         "environment_id": environment_id,
-        "id": row_ids.next(),
+        "id": 0,  # drawn in the write transaction
         "type": limits.event_name(item.event),
         "time_us": _event_time(item.timestamp, received_us),
         "source": source,
@@ -162,8 +162,12 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         "received_us": received_us,
         "idempotency_key": idempotency_key,
     }
-    for name, field_name in STORED_TEXT.items():
-        storable(row[name], field_name)
+    texts = [row[name] for name in STORED_TEXT]
+    if not limits.all_storable(key.value, identify_as, *texts):  # else find which one
+        storable(key.value, key.kind_field)
+        storable(identify_as, "identity")
+        for name, field_name in STORED_TEXT.items():
+            storable(row[name], field_name)
     traits = session_traits(source, properties, context) if source != "SERVER" else None
     return _Valid(index, key, identify_as, row, traits)
 
@@ -290,7 +294,7 @@ async def _store_events(
     for item in items:
         item.row["session_id"] = done.assignments[item.row["id"]]
     rows = [item.row for item in items]
-    await conn.execute(insert(E), rows)
+    await insert_rows(conn, E, rows)
     await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
     await rage_clicks.update_rage_clicks(conn, environment_id=environment_id, rows=rows)
     spans = {

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from services.clock import DAY_US, MAX_USER_ID, to_micros
 from services.errors import InvalidInput
 
@@ -140,11 +142,10 @@ def properties(
         raise InvalidInput("properties must be an object", field=field, code="INVALID_PROPERTIES")
     clean: dict[str, Any] = {}
     for key, item in value.items():
-        where = f"{field}.{key}" if isinstance(key, str) else field
         if not isinstance(key, str) or not key:
             raise InvalidInput(
                 "property names must be non-empty strings",
-                field=where,
+                field=f"{field}.{key}" if isinstance(key, str) else field,
                 code="INVALID_PROPERTY_NAME",
             )
         if len(key) > MAX_KEY:
@@ -153,15 +154,18 @@ def properties(
                 field=f"{field}.{key[:40]}…",
                 code="PROPERTY_NAME_TOO_LONG",
             )
-        if key.lower() in reserved:
+        if reserved and key.lower() in reserved:
             raise InvalidInput(
                 f"property {key!r} is reserved; use the {key} argument instead",
-                field=where,
+                field=f"{field}.{key}",
                 code="RESERVED_PROPERTY",
             )
         if item is None:
             continue
-        clean[key] = _scalar(item, where, LONG_VALUE_KEYS.get(key, value_limit))
+        if type(item) is str and len(item) <= value_limit:  # the usual case, checked quickly
+            clean[key] = item
+            continue
+        clean[key] = _scalar(item, f"{field}.{key}", LONG_VALUE_KEYS.get(key, value_limit))
     return clean
 
 
@@ -259,6 +263,17 @@ def batch_size(count: int, field: str) -> None:
             field=field,
             code="BATCH_TOO_LARGE",
         )
+
+
+def all_storable(*values: Any) -> bool:
+    """True when no text in `values` (strings, flat mappings, None) holds what `storable`
+    refuses: one JSON encoding of them all, instead of a check per string. False only means
+    that some value may be refused; `storable` then names it."""
+    try:
+        encoded = orjson.dumps(values)
+    except orjson.JSONEncodeError:  # an unpaired surrogate
+        return False
+    return b"\\u0000" not in encoded
 
 
 def storable(value: T, field: str) -> T:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, RageClick
@@ -92,60 +92,98 @@ async def update_rage_clicks(
         click = _click(row)
         if click is not None:
             new[row["user_id"]].append(click)
-    for user_id, clicks in sorted(new.items()):
-        await _settle(conn, environment_id, user_id, clicks)
+    await _settle(conn, environment_id, new)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One user's new clicks and the span of stored clicks to read around them."""
+
+    new: list[Click]
+    low: int
+    high: int
 
 
 async def _settle(
-    conn: AsyncConnection, environment_id: int, user_id: int, new: list[Click]
+    conn: AsyncConnection, environment_id: int, new: Mapping[int, list[Click]]
 ) -> None:
-    """Recompute the bursts holding `new` clicks from the user's stored clicks around them."""
-    elements = {c.element for c in new}
-    new_ids = {c.id for c in new}
-    low = min(c.time_us for c in new) - MAX_GAP_US
-    high = max(c.time_us for c in new) + MAX_GAP_US
-    while True:
-        stored = await _clicks_between(conn, environment_id, user_id, low, high, elements)
-        known = {c.id: c for c in stored} | {c.id: c for c in new}
-        affected = [run for run in bursts(known.values()) if any(c.id in new_ids for c in run)]
-        # A burst reaching the edge of what was read may go on beyond it: read wider.
-        first = min(run[0].time_us for run in affected)
-        last = max(run[-1].time_us for run in affected)
-        if first - MAX_GAP_US >= low and last + MAX_GAP_US <= high:
-            break
-        width = high - low
-        low, high = min(low, first - MAX_GAP_US - width), max(high, last + MAX_GAP_US + width)
-    rage = [c.id for run in affected if len(run) >= MIN_BURST for c in run]
+    """Recompute the bursts holding `new` clicks (by user) from the stored clicks around them.
+
+    One statement reads the stored clicks of every user's span; a user whose burst reaches
+    the edge of what was read is read again, wider, in the next round.
+    """
+    pending = {
+        user_id: _Pending(
+            clicks,
+            min(c.time_us for c in clicks) - MAX_GAP_US,
+            max(c.time_us for c in clicks) + MAX_GAP_US,
+        )
+        for user_id, clicks in new.items()
+        if clicks
+    }
+    rage: list[dict[str, int]] = []
+    while pending:
+        stored = await _clicks_between(conn, environment_id, pending)
+        wider: dict[int, _Pending] = {}
+        for user_id, span in pending.items():
+            elements = {c.element for c in span.new}
+            new_ids = {c.id for c in span.new}
+            known = {c.id: c for c in stored.get(user_id, ()) if c.element in elements}
+            known |= {c.id: c for c in span.new}
+            affected = [run for run in bursts(known.values()) if any(c.id in new_ids for c in run)]
+            # A burst reaching the edge of what was read may go on beyond it: read wider.
+            first = min(run[0].time_us for run in affected)
+            last = max(run[-1].time_us for run in affected)
+            if first - MAX_GAP_US < span.low or last + MAX_GAP_US > span.high:
+                width = span.high - span.low
+                span.low = min(span.low, first - MAX_GAP_US - width)
+                span.high = max(span.high, last + MAX_GAP_US + width)
+                wider[user_id] = span
+                continue
+            rage += [
+                {"environment_id": environment_id, "user_id": user_id, "event_id": c.id}
+                for run in affected
+                if len(run) >= MIN_BURST
+                for c in run
+            ]
+        pending = wider
     statement = insert_ignoring_duplicates(conn, R, KEY)
     for chunk in chunks(rage, 1000):
-        await conn.execute(
-            statement,
-            [{"environment_id": environment_id, "user_id": user_id, "event_id": i} for i in chunk],
-        )
+        await conn.execute(statement, list(chunk))
+
+
+SPANS_PER_STATEMENT = 300  # (user, low, high) triples: 900 parameters
 
 
 async def _clicks_between(
-    conn: AsyncConnection,
-    environment_id: int,
-    user_id: int,
-    low: int,
-    high: int,
-    elements: set[str],
-) -> list[Click]:
-    rows = await conn.execute(
-        select(E.c.id, E.c.time_us, E.c.properties).where(
-            E.c.environment_id == environment_id,
-            E.c.user_id == user_id,
-            E.c.time_us >= low,
-            E.c.time_us <= high,
-            E.c.type == CLICK,
+    conn: AsyncConnection, environment_id: int, spans: Mapping[int, _Pending]
+) -> dict[int, list[Click]]:
+    """Each user's stored clicks within the user's span, by a join on a VALUES list of spans."""
+    found: dict[int, list[Click]] = defaultdict(list)
+    items = sorted(spans.items())
+    for chunk in chunks(items, SPANS_PER_STATEMENT):
+        values = ", ".join(
+            f"(CAST(:u{n} AS BIGINT), CAST(:l{n} AS BIGINT), CAST(:h{n} AS BIGINT))"
+            for n in range(len(chunk))
         )
-    )
-    found = []
-    for row in rows:
-        element = element_of(row.properties or {})
-        if element in elements:
-            found.append(Click(row.id, row.time_us, element))
+        params: dict[str, Any] = {"environment_id": environment_id, "click": CLICK}
+        for n, (user_id, span) in enumerate(chunk):
+            params |= {f"u{n}": user_id, f"l{n}": span.low, f"h{n}": span.high}
+        rows = await conn.execute(
+            text(
+                f"WITH spans(user_id, low, high) AS (VALUES {values}) "
+                "SELECT e.user_id, e.id, e.time_us, e.properties FROM spans "
+                "JOIN events AS e ON e.environment_id = :environment_id "
+                "AND e.user_id = spans.user_id "
+                "AND e.time_us >= spans.low AND e.time_us <= spans.high "
+                "WHERE e.type = :click"
+            ).columns(E.c.user_id, E.c.id, E.c.time_us, E.c.properties),
+            params,
+        )
+        for row in rows:
+            element = element_of(row.properties or {})
+            if element is not None:
+                found[row.user_id].append(Click(row.id, row.time_us, element))
     return found
 
 
@@ -207,7 +245,7 @@ async def on_merge(
         .values(user_id=target_id)
     )
     if moved:
-        await _settle(conn, environment_id, target_id, moved)
+        await _settle(conn, environment_id, {target_id: moved})
 
 
 async def on_user_deleted(conn: AsyncConnection, *, environment_id: int, user_id: int) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, tuple_
+import orjson
+from sqlalchemy import JSON, Table, and_, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,3 +37,38 @@ def keys_in(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> Any:
     """
     each = [column.in_(list({key[i] for key in keys})) for i, column in enumerate(columns)]
     return and_(*each, tuple_(*columns).in_(list(keys)))
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """A plain INSERT of many rows (dicts with every column), at the driver's own speed.
+
+    SQLAlchemy's executemany processes every parameter of every row in Python; for the bulk
+    inserts of ingestion this writes the rows itself: one `executemany` of tuples on SQLite,
+    one binary COPY on PostgreSQL (asyncpg's `copy_records_to_table`, inside the open
+    transaction). JSON columns are serialised here (orjson); no statement events fire.
+    """
+    if not rows:
+        return
+    columns = list(table.columns)
+    names = [column.name for column in columns]
+    documents = {i for i, column in enumerate(columns) if isinstance(column.type, JSON)}
+    records = [
+        tuple(
+            orjson.dumps(row[name]).decode() if i in documents else row[name]
+            for i, name in enumerate(names)
+        )
+        for row in rows
+    ]
+    if conn.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(names))
+        await conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", records
+        )
+        return
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    if getattr(adapted, "_transaction", None) is None:  # asyncpg begins on the first statement
+        await conn.exec_driver_sql("SELECT 1")
+    await adapted.driver_connection.copy_records_to_table(
+        table.name, records=records, columns=names
+    )
