@@ -8,6 +8,7 @@ request in the `default` environment.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
 from server.settings import Settings
-from services import environments, keys
+from services import autocapture, environments, keys
 
 # Loggers whose unexpected-failure records do not name the request id themselves.
 TAGGED_LOGGERS = ("server.http_errors",)
+# Allocations (net of frees) between young-generation collections (CPython default 700).
+GC_YOUNG_THRESHOLD = 20_000
 
 
 @dataclass(slots=True)
@@ -92,6 +95,16 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "unavailable", "error": "database unreachable"}, status_code=503)
 
 
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic collector off the objects that live as long as the app, and run it
+    less often: a batch of 500 events allocates enough to trigger a young collection every
+    few dozen events, each one walking everything that survived (profiles: ~10 % of
+    ingestion time). Garbage without cycles is freed by reference counting either way."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def create_app(settings: Settings) -> Starlette:
     """The ASGI app for `settings`; the database must already be migrated."""
 
@@ -99,6 +112,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         app.state.usertrail = AppState(settings, db)
+        autocapture.warm_up()
+        _tune_garbage_collector()
         try:
             yield
         finally:

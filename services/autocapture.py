@@ -47,6 +47,11 @@ _DESKTOP_OSES = frozenset(
 _MOBILE_DEFAULTS = {"IOS": "iOS", "ANDROID": "Android"}
 
 
+def warm_up() -> None:
+    """Load the user-agent rules now (~0.2 s) rather than in the first request that needs them."""
+    parse_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0")
+
+
 @functools.lru_cache(maxsize=8192)  # the same few user agents arrive with every event
 def parse_user_agent(user_agent: str | None) -> Device:
     """The browser, platform and device type a user-agent string names."""

@@ -26,7 +26,7 @@ from services.limits import storable
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
 from services.sql import chunks, insert_ignoring_duplicates, insert_rows
-from services.traits import SessionTraits, session_traits
+from services.traits import TraitSource
 
 E = Event.__table__
 K = IdempotencyKey.__table__
@@ -84,7 +84,7 @@ class _Valid:
     key: UserKey
     identify_as: str | None
     row: dict[str, Any]
-    traits: SessionTraits | None
+    traits: TraitSource | None
 
 
 def anonymous_id(value: Any) -> str:
@@ -168,7 +168,7 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         storable(identify_as, "identity")
         for name, field_name in STORED_TEXT.items():
             storable(row[name], field_name)
-    traits = session_traits(source, properties, context) if source != "SERVER" else None
+    traits = TraitSource(source, properties, context) if source != "SERVER" else None
     return _Valid(index, key, identify_as, row, traits)
 
 
@@ -248,6 +248,9 @@ async def _store_events(
     for item in items:
         if item.identify_as is None:
             continue
+        identity_key = UserKey("identity", item.identify_as)
+        if routes.get(identity_key) == routes[item.key]:  # identified so before: the usual case
+            continue
         try:
             done = await identities.identify(
                 conn,
@@ -262,6 +265,7 @@ async def _store_events(
         for key, user in list(routes.items()):  # a merge re-routes every key of the old user
             if user == routes[item.key]:
                 routes[key] = done.user_id
+        routes[identity_key] = done.user_id
     items = await _drop_seen_keys(conn, environment_id, items, routes, received_us, outcome)
     by_user: dict[int, list[_Valid]] = defaultdict(list)
     for item in items:

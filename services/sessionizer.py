@@ -27,7 +27,13 @@ from models import Event, Session
 from services.clock import row_ids
 from services.sessionize import PlannedSession, TimelineEvent, sessionize
 from services.sql import chunks, keys_in
-from services.traits import NO_TRAITS, SessionTraits, session_traits, traits_of_row
+from services.traits import (
+    NO_TRAITS,
+    SessionTraits,
+    TraitSource,
+    session_traits,
+    traits_of_row,
+)
 
 S = Session.__table__
 E = Event.__table__
@@ -54,7 +60,7 @@ class Incoming:
 
     event: TimelineEvent
     stored_session_id: int | None = None
-    traits: SessionTraits | None = None
+    traits: SessionTraits | TraitSource | None = None
 
 
 @dataclass(slots=True)
@@ -339,7 +345,8 @@ def _known_traits(
     if planned.origin == "SERVER":
         return NO_TRAITS
     if incoming is not None and incoming.traits is not None:
-        return incoming.traits
+        traits = incoming.traits
+        return traits.traits() if isinstance(traits, TraitSource) else traits
     if stored is not None and stored["origin"] == "CLIENT":
         return traits_of_row(stored)
     return None

@@ -74,6 +74,18 @@ def session_traits(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TraitSource:
+    """A client event's fields that traits derive from: derived only if it starts a session."""
+
+    source: str
+    properties: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+    def traits(self) -> SessionTraits:
+        return session_traits(self.source, self.properties, self.context)
+
+
 def traits_of_row(row: Mapping[str, Any]) -> SessionTraits:
     """Traits stored on a session row."""
     return SessionTraits(**{name: row[name] for name in TRAIT_COLUMNS})

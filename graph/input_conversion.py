@@ -1,0 +1,139 @@
+"""Fast conversion of GraphQL input objects to Strawberry input classes.
+
+Strawberry converts every field of every input object by inspecting its type anew (generics,
+name conversion, Maybe, lazy types): ~20 µs per field, 0.2 s for a 500-event `trackBatch`.
+`install` gives input classes Strawberry's `from_input` hook with a plan computed once per
+class: each field is copied (scalars, enums), built by the nested input class's plan, or,
+for anything else (Maybe, GlobalID, lazy or generic types), converted by Strawberry itself.
+The result is the instance Strawberry would build: graphql-core has already coerced and
+validated the value, filled in published defaults and left out omitted fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.relay import GlobalID
+from strawberry.scalars import is_scalar
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import (
+    StrawberryList,
+    StrawberryMaybe,
+    StrawberryOptional,
+    has_object_definition,
+)
+from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
+from strawberry.types.unset import UNSET
+
+Convert = Callable[[Any, InputContext, str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    graphql_name: str
+    python_name: str
+    convert: Convert | None  # None: the value is used as it is
+
+
+def install(*classes: type) -> None:
+    """Convert these Strawberry input classes (and the inputs they nest) with a cached plan."""
+    for cls in classes:
+        definition = cls.__strawberry_definition__
+        if not definition.is_input:
+            raise TypeError(f"{cls.__name__} is not a Strawberry input type")
+        definition.from_input = _Builder(cls).build
+
+
+class _Builder:
+    """Builds instances of one input class; its plan is made on first use (types resolved)."""
+
+    def __init__(self, cls: type):
+        self.cls = cls
+        self.fields: list[_Field] | None = None
+
+    def build(self, cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+        fields = self.fields if self.fields is not None else self._plan(context)
+        kwargs: dict[str, Any] = {}
+        for field in fields:
+            if field.graphql_name in value:
+                item = value[field.graphql_name]
+                if field.convert is not None and item is not None and item is not UNSET:
+                    item = field.convert(item, context, field.graphql_name)
+                kwargs[field.python_name] = item
+        return cls(**kwargs)
+
+    def _plan(self, context: InputContext) -> list[_Field]:
+        definition = self.cls.__strawberry_definition__
+        fields = [
+            _Field(
+                context.config.name_converter.from_field(field),
+                field.python_name,
+                _converter(field.resolve_type(type_definition=definition), context),
+            )
+            for field in definition.fields
+        ]
+        self.fields = fields
+        return fields
+
+
+def _converter(type_: Any, context: InputContext) -> Convert | None:
+    """How to convert a non-null value of `type_`; None when it needs no conversion."""
+    if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
+        return _converter(type_.of_type, context)
+    if _is_plain_leaf(type_, context):
+        return None
+    if isinstance(type_, StrawberryList):
+        inner = type_.of_type
+        if isinstance(inner, StrawberryOptional) and not isinstance(inner, StrawberryMaybe):
+            inner = inner.of_type
+        if _is_plain_leaf(inner, context):
+            return _copy_list  # as Strawberry does: defaults are shared between requests
+        if _is_input(inner):
+            return _list_of(inner)
+    elif _is_input(type_):
+        return _nested(type_)
+    return lambda value, ctx, name: ctx.convert(value, type_, name)
+
+
+def _is_plain_leaf(type_: Any, context: InputContext) -> bool:
+    if type_ is GlobalID:
+        return False
+    return is_scalar(type_, context.scalar_registry) or (
+        isinstance(type_, StrawberryEnumDefinition) or has_enum_definition(type_)
+    )
+
+
+def _is_input(type_: Any) -> bool:
+    return (
+        isinstance(type_, type)
+        and has_object_definition(type_)
+        and type_.__strawberry_definition__.is_input
+    )
+
+
+def _copy_list(value: Any, _context: InputContext, _name: str) -> list[Any]:
+    return list(value)
+
+
+def _nested(cls: type) -> Convert:
+    def convert(value: Any, context: InputContext, name: str) -> Any:
+        return _build(cls, value, context, name)
+
+    return convert
+
+
+def _list_of(cls: type) -> Convert:
+    def convert(value: Any, context: InputContext, name: str) -> list[Any]:
+        return [None if item is None else _build(cls, item, context, name) for item in value]
+
+    return convert
+
+
+def _build(cls: type, value: Any, context: InputContext, name: str) -> Any:
+    """An instance of `cls` by its own `from_input` (without Strawberry's type dispatch)."""
+    build = cls.__strawberry_definition__.from_input
+    if build is None:
+        return context.convert(value, cls, name)
+    return build(cls, value, context)
