@@ -480,7 +480,10 @@ async def link_anonymous_ids(
             now_us=received,
             create=False,
         )
+        fresh = await _alias_fresh_ids(conn, environment_id, valid, known, received, outcome)
         for index, anonymous, who, explicit in valid:
+            if index in fresh:
+                continue
             if known.get(anonymous) is not None and known.get(anonymous) == known.get(who):
                 # Linked before: the usual case, every message after an identify carries both
                 # ids. An identified user is never merged away, so this stays true below.
@@ -500,6 +503,66 @@ async def link_anonymous_ids(
     outcome = await db.write(work) if valid else Outcome(problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     return outcome
+
+
+async def _alias_fresh_ids(
+    conn: AsyncConnection,
+    environment_id: int,
+    links: list[tuple[int, UserKey, UserKey, bool]],
+    known: Mapping[UserKey, int],
+    received_us: int,
+    outcome: Outcome,
+) -> set[int]:
+    """Apply together the links of anonymous ids never seen before (the usual case of a first
+    visit); the indexes applied. Each becomes an alias of its identity's user, as `_link`
+    would make it, in one statement for the batch. Links sharing an anonymous id or identity
+    with a link that needs `_link` are left to it, in order (and so on, transitively): the
+    links applied here touch no key the others do, so applying them first changes nothing.
+    """
+    candidates = [link for link in links if not link[3] and link[1] not in known]
+    candidate_indexes = {link[0] for link in candidates}
+    others = [
+        link
+        for link in links
+        if link[0] not in candidate_indexes
+        and not (known.get(link[1]) == known.get(link[2]) is not None)  # linked before
+    ]
+    busy = {
+        key
+        for _, anonymous, who, explicit in others
+        for key in (anonymous, who, *_previous_identity(anonymous, explicit))
+    }
+    chosen = candidates
+    while left := [link for link in chosen if link[1] in busy or link[2] in busy]:
+        busy |= {key for _, anonymous, who, _ in left for key in (anonymous, who)}
+        chosen = [link for link in chosen if link[1] not in busy and link[2] not in busy]
+    if not chosen:
+        return set()
+    owners = await identities.resolve(
+        conn,
+        environment_id=environment_id,
+        keys={who for _, _, who, _ in chosen},
+        now_us=received_us,
+    )
+    aliased: dict[UserKey, UserKey] = {}  # anonymous id -> the identity it was linked to
+    for index, anonymous, who, _ in chosen:
+        first = aliased.setdefault(anonymous, who)
+        outcome.accepted += 1
+        if first == who:  # a later link to another identity is declined, as `_link` would
+            outcome.users[index] = owners[who]
+    await conn.execute(
+        insert(identities.A),
+        [
+            {
+                "environment_id": environment_id,
+                "kind": anonymous.kind,
+                "alias": anonymous.value,
+                "user_id": owners[who],
+            }
+            for anonymous, who in aliased.items()
+        ],
+    )
+    return {link[0] for link in chosen}
 
 
 async def _link(
