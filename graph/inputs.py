@@ -72,7 +72,6 @@ class UserPropertiesInput:
     properties: JSON = strawberry.field(description="Properties to set (overwrite per key).")
 
 
-
 # Converted with a cached plan rather than Strawberry's per-field type dispatch
 # (graph/input_conversion.py): a 500-event trackBatch converts in a few milliseconds.
 input_conversion.install(EventContext, TrackInput, IdentifyInput, UserPropertiesInput)

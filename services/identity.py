@@ -192,6 +192,44 @@ async def identify(
     return Identified(owner, merged=True)
 
 
+async def identities_of(
+    conn: AsyncConnection, *, environment_id: int, user_ids: Iterable[int]
+) -> dict[int, str | None]:
+    """The identity (or None) of each existing user among `user_ids`."""
+    found: dict[int, str | None] = {}
+    for chunk in chunks(sorted(set(user_ids)), 400):
+        rows = await conn.execute(
+            select(U.c.user_id, U.c.identity).where(
+                U.c.environment_id == environment_id, U.c.user_id.in_(chunk)
+            )
+        )
+        found.update({row.user_id: row.identity for row in rows})
+    return found
+
+
+async def give_identities(
+    conn: AsyncConnection, *, environment_id: int, identities: Mapping[int, str]
+) -> None:
+    """`identify` for many users at once, where it needs no merge: each (resolved, locked)
+    user has no identity yet and each (locked) identity routes nowhere, as the caller checked.
+    """
+    if not identities:
+        return
+    await conn.execute(
+        insert(A),
+        [
+            {"environment_id": environment_id, "kind": "identity", "alias": who, "user_id": user}
+            for user, who in identities.items()
+        ],
+    )
+    await conn.execute(
+        update(U)
+        .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
+        .values(identity=bindparam("b_identity")),
+        [{"b_user": user, "b_identity": who} for user, who in identities.items()],
+    )
+
+
 async def merge(
     conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int, now_us: int
 ) -> None:

@@ -245,27 +245,7 @@ async def _store_events(
         now_us=received_us,
         create=keys,
     )
-    for item in items:
-        if item.identify_as is None:
-            continue
-        identity_key = UserKey("identity", item.identify_as)
-        if routes.get(identity_key) == routes[item.key]:  # identified so before: the usual case
-            continue
-        try:
-            done = await identities.identify(
-                conn,
-                environment_id=environment_id,
-                user_id=routes[item.key],
-                identity=item.identify_as,
-                now_us=received_us,
-            )
-        except UsertrailError as error:
-            outcome.problems.append(error.problem.at(item.index))
-            continue
-        for key, user in list(routes.items()):  # a merge re-routes every key of the old user
-            if user == routes[item.key]:
-                routes[key] = done.user_id
-        routes[identity_key] = done.user_id
+    await _identify_items(conn, environment_id, items, routes, received_us, outcome)
     items = await _drop_seen_keys(conn, environment_id, items, routes, received_us, outcome)
     by_user: dict[int, list[_Valid]] = defaultdict(list)
     for item in items:
@@ -317,6 +297,71 @@ async def _store_events(
     outcome.accepted += len(items)
     for item in items:
         outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
+
+
+async def _identify_items(
+    conn: AsyncConnection,
+    environment_id: int,
+    items: list[_Valid],
+    routes: dict[UserKey, int],
+    received_us: int,
+    outcome: Outcome,
+) -> None:
+    """Identify the users of items sent with both ids (client logins), as `identify` would one
+    item at a time: the first identification of an anonymous user with an unused identity
+    (the usual case) for all such items together, the rest (merges, conflicts) in order."""
+    wanted = [
+        item
+        for item in items
+        if item.identify_as is not None
+        and routes.get(UserKey("identity", item.identify_as)) != routes[item.key]
+    ]
+    if not wanted:
+        return
+    known = await identities.identities_of(
+        conn, environment_id=environment_id, user_ids=[routes[i.key] for i in wanted]
+    )
+    together: dict[int, str] = {}  # user -> identity
+    in_order: list[_Valid] = []
+    busy: set[int | str] = set()  # users and identities an in-order item touches
+    for item in wanted:
+        user, who = routes[item.key], item.identify_as
+        assert who is not None
+        if together.get(user) == who:
+            continue
+        simple = (
+            known.get(user, "?") is None
+            and UserKey("identity", who) not in routes
+            and user not in together
+            and who not in together.values()
+        )
+        if simple and user not in busy and who not in busy:
+            together[user] = who
+        else:
+            in_order.append(item)
+            busy |= {user, who}
+    await identities.give_identities(conn, environment_id=environment_id, identities=together)
+    for user, who in together.items():
+        routes[UserKey("identity", who)] = user
+    for item in in_order:
+        identity_key = UserKey("identity", item.identify_as or "")
+        if routes.get(identity_key) == routes[item.key]:
+            continue
+        try:
+            done = await identities.identify(
+                conn,
+                environment_id=environment_id,
+                user_id=routes[item.key],
+                identity=item.identify_as or "",
+                now_us=received_us,
+            )
+        except UsertrailError as error:
+            outcome.problems.append(error.problem.at(item.index))
+            continue
+        for key, user in list(routes.items()):  # a merge re-routes every key of the old user
+            if user == routes[item.key]:
+                routes[key] = done.user_id
+        routes[identity_key] = done.user_id
 
 
 async def _drop_seen_keys(
