@@ -32,6 +32,9 @@ class Event(Base):
         Index("ix_events_env_user_time", "environment_id", "user_id", "time_us"),
         Index("ix_events_env_user_session", "environment_id", "user_id", "session_id", "time_us"),
         Index("ix_events_env_type_time", "environment_id", "type", "time_us"),
+        # Users filters: one user's events of a type in a range (a users page probes each
+        # user), and a type's events grouped by user, without a sort (counting members).
+        Index("ix_events_env_type_user_time", "environment_id", "type", "user_id", "time_us"),
     )
 
 

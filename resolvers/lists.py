@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.types.nodes import SelectedField, Selection
 
 from graph import filters as inputs
 from graph import ids
@@ -16,7 +17,7 @@ from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
 from resolvers.context import Context
 from resolvers.filters import checked, session_filter, time_range, user_filter
-from resolvers.segments import compiled_users
+from resolvers.segments import load_segments
 from services import identity, limits, listing
 from services.errors import UsertrailError
 from services.identity import UserKey
@@ -41,8 +42,11 @@ async def users(
     compiler = ctx.loaders.compiler()
     if position is not None:
         compiler.now_us = position.snapshot_us
-    conditions = await compiled_users(info, wanted, compiler)
     async with ctx.db.read() as conn:
+        await load_segments(conn, ctx.environment_id, wanted, compiler)
+        conditions = compiler.users(wanted)
+        # Event conditions probed user by user too: a page scans few users when many match.
+        per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
         listed = await listing.users_page(
             conn,
             environment_id=ctx.environment_id,
@@ -50,9 +54,14 @@ async def users(
             limit=first + 1,
             after=position,
             now_us=compiler.now_us,
+            per_user=per_user,
         )
-        total = await listing.count(
-            conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
+        total = (
+            await listing.count(
+                conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
+            )
+            if _selects(info, "totalCount")
+            else 0  # not asked for: counting every match is the costliest part of a page
         )
     edges = [
         UserEdge(
@@ -68,6 +77,20 @@ async def users(
         page_info=page_info(len(listed) > first, edges[-1].cursor if edges else None),
         total_count=total,
     )
+
+
+def _selects(info: Info, name: str) -> bool:
+    """Whether the query asks for `name` on this field's result (fragments included)."""
+
+    def among(selections: list[Selection]) -> bool:
+        return any(
+            selection.name == name
+            if isinstance(selection, SelectedField)
+            else among(selection.selections)
+            for selection in selections
+        )
+
+    return any(among(field.selections) for field in info.selected_fields)
 
 
 async def named_user(
@@ -121,8 +144,12 @@ async def sessions(
             limit=first + 1,
             before=before,
         )  # type: ignore[arg-type]
-        total = await listing.count(
-            conn, listing.S, [listing.S.c.environment_id == ctx.environment_id, *conditions]
+        total = (
+            await listing.count(
+                conn, listing.S, [listing.S.c.environment_id == ctx.environment_id, *conditions]
+            )
+            if _selects(info, "totalCount")
+            else 0
         )
     edges = [
         SessionEdge(

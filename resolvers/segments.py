@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.common import UserError
 from graph.payloads import DeletePayload
@@ -18,17 +19,24 @@ from services.filters import Compiler, UserFilter
 Info = strawberry.Info[Context]
 
 
+async def load_segments(
+    conn: AsyncConnection, environment_id: int, wanted: UserFilter, compiler: Compiler
+) -> None:
+    """Give `compiler` the filters of the segments `wanted` names (a GraphQL error if unknown)."""
+    try:
+        compiler.segments = await segments.resolve_filters(
+            conn, environment_id=environment_id, user_filter=wanted
+        )
+    except UsertrailError as error:
+        raise bad_input(error) from None
+
+
 async def compiled_users(
     info: Info, wanted: UserFilter, compiler: Compiler, *, default_seen: bool = True
 ) -> list[Any]:
     """Conditions on users for `wanted`, after loading the segments it names."""
     async with info.context.db.read() as conn:
-        try:
-            compiler.segments = await segments.resolve_filters(
-                conn, environment_id=info.context.environment_id, user_filter=wanted
-            )
-        except UsertrailError as error:
-            raise bad_input(error) from None
+        await load_segments(conn, info.context.environment_id, wanted, compiler)
     if default_seen:
         return compiler.users(wanted)
     return compiler.users(wanted, default_seen=None)

@@ -225,28 +225,50 @@ class Compiler:
         *,
         default_seen: TimeRange | None = LAST_7_DAYS,
         inherited_time: TimeRange | None = None,
+        per_user: bool = False,
     ) -> list[ColumnElement[bool]]:
         """Conditions on the users table for `user_filter`.
 
         Event conditions without a time range use the filter's `seen` range; a nested
-        filter without one inherits the enclosing filter's.
+        filter without one inherits the enclosing filter's. `per_user` compiles event
+        conditions as probes of each user's events (see `did`).
         """
         seen = user_filter.seen or default_seen
         event_time = seen or inherited_time
         conditions = [self.seen(seen)] if seen is not None else []
         conditions += [self.user_property(c) for c in user_filter.properties]
-        conditions += [self.did(c, default_time=event_time) for c in user_filter.events]
+        conditions += [
+            self.did(c, default_time=event_time, per_user=per_user) for c in user_filter.events
+        ]
         if user_filter.segment_id is not None:
             saved = self.segments.get(user_filter.segment_id)
             # A segment is a whole filter of its own: its seen range defaults to 7 days.
-            conditions += [false()] if saved is None else self.users(saved)
+            conditions += [false()] if saved is None else self.users(saved, per_user=per_user)
         if user_filter.any_of:
             branches = [
-                and_(true(), *self.users(nested, default_seen=None, inherited_time=event_time))
+                and_(
+                    true(),
+                    *self.users(
+                        nested, default_seen=None, inherited_time=event_time, per_user=per_user
+                    ),
+                )
                 for nested in user_filter.any_of
             ]
             conditions.append(or_(*branches))
         return conditions
+
+    def names_events(self, user_filter: UserFilter) -> bool:
+        """Whether `user_filter` (with the segments it names) holds an event condition."""
+        saved = (
+            self.segments.get(user_filter.segment_id)
+            if user_filter.segment_id is not None
+            else None
+        )
+        return (
+            bool(user_filter.events)
+            or (saved is not None and self.names_events(saved))
+            or any(self.names_events(nested) for nested in user_filter.any_of)
+        )
 
     def seen(self, time: TimeRange) -> ColumnElement[bool]:
         """Users with activity in the range (users without events: created in it)."""
@@ -285,23 +307,42 @@ class Compiler:
         return compile_condition(operand, condition, self.dialect)
 
     def did(
-        self, condition: EventCondition, *, default_time: TimeRange | None
+        self, condition: EventCondition, *, default_time: TimeRange | None, per_user: bool = False
     ) -> ColumnElement[bool]:
         """Users who did the event at least N times (or did not, when `did` is false).
 
-        Driven from the events side (the (environment, type, time) index): the users who
-        did it, grouped and counted, rather than one probe per user.
+        Set-wise by default, driven from the events side (the (environment, type, time)
+        index): every user who did it, grouped and counted; the plan for counting all
+        members. `per_user` probes one user's events instead (the (environment, user, type,
+        time) index), stopping at the Nth match: the plan for a page of users scanned in
+        list order, where the first users scanned usually fill the page.
         """
         events = E.alias(self._alias("ev"))
-        doers = select(events.c.user_id).where(
+        matching = [
             events.c.environment_id == self.environment_id,
             *self.event_match(condition.event, events),
             *self.within(events.c.time_us, condition.time or default_time),
-        )
-        if condition.at_least > 1:
-            doers = doers.group_by(events.c.user_id).having(func.count() >= condition.at_least)
-        done = U.c.user_id.in_(doers)
+        ]
+        if per_user:
+            done = self._probe(events, matching, condition.at_least)
+        else:
+            doers = select(events.c.user_id).where(*matching)
+            if condition.at_least > 1:
+                doers = doers.group_by(events.c.user_id).having(func.count() >= condition.at_least)
+            done = U.c.user_id.in_(doers)
         return done if condition.did else not_(done)
+
+    @staticmethod
+    def _probe(
+        events: Any, matching: list[ColumnElement[bool]], at_least: int
+    ) -> ColumnElement[bool]:
+        """The user of the enclosing users row has at least `at_least` `matching` events."""
+        own = [events.c.user_id == U.c.user_id, *matching]
+        if at_least == 1:
+            return exists().where(*own)
+        # Counting stops at `at_least`: LIMIT inside, count outside.
+        enough = select(events.c.id).where(*own).limit(at_least).correlate(U).subquery()
+        return select(func.count()).select_from(enough).scalar_subquery() >= at_least
 
     def event_match(self, match: EventMatch, events: Any) -> list[ColumnElement[bool]]:
         """Conditions on an events table (alias) for the events `match` selects."""

@@ -23,6 +23,10 @@ from services.sql import chunks, keys_in
 U = User.__table__
 S = Session.__table__
 E = Event.__table__
+USERS_ORDER = (U.c.last_seen_us.desc(), U.c.user_id.desc())
+# Users probed one by one per row of a users page before the set-wise plan runs instead:
+# a filter matching fewer than one in this many users (in list order) is found set-wise.
+PROBED_PER_ROW = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +50,31 @@ async def users_page(
     limit: int,
     after: UsersCursor | None,
     now_us: int,
+    per_user: Sequence[ColumnElement[bool]] | None = None,
 ) -> list[ListedUser]:
-    """Up to `limit` users matching `conditions`, newest activity first, after the cursor."""
-    order = (U.c.last_seen_us.desc(), U.c.user_id.desc())
-    base = [U.c.environment_id == environment_id, *conditions]
-    if after is None:
-        rows = await conn.execute(select(U).where(*base).order_by(*order).limit(limit))
-        return [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, now_us)) for r in rows]
-    snapshot = after.snapshot_us
-    key = (after.last_seen_us, after.user_id)
-    stable = await conn.execute(
-        select(U)
-        .where(*base, U.c.activity_us <= snapshot, tuple_(U.c.last_seen_us, U.c.user_id) < key)
-        .order_by(*order)
-        .limit(limit)
-    )
-    listed = [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, snapshot)) for r in stable]
+    """Up to `limit` users matching `conditions`, newest activity first, after the cursor.
+
+    `per_user` is the same filter with its event conditions compiled as probes of each
+    user's events (`Compiler.users(per_user=True)`). When given, the page is first looked
+    for among the next PROBED_PER_ROW × `limit` users of the list only, probing each in
+    order; only when they hold fewer than `limit` matches does the set-wise plan run.
+    """
+    key = (after.last_seen_us, after.user_id) if after is not None else None
+    snapshot = after.snapshot_us if after is not None else now_us
+    unchanged = [U.c.environment_id == environment_id]
+    if key is not None:
+        unchanged += [U.c.activity_us <= snapshot, tuple_(U.c.last_seen_us, U.c.user_id) < key]
+    rows: list[Any] = []
+    if per_user is not None:
+        window = _probe_window(environment_id, key, PROBED_PER_ROW * limit)
+        rows = await _in_order(conn, [*unchanged, *per_user, window], limit)
+    if len(rows) < limit:
+        rows = await _in_order(conn, [*unchanged, *conditions], limit)
+    listed = [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, snapshot)) for r in rows]
+    if key is None:
+        return listed
+    # Users whose activity changed after the snapshot: few, so probed one by one if possible.
+    changed = per_user if per_user is not None else conditions
     as_of = func.coalesce(
         select(func.max(E.c.time_us))
         .where(
@@ -74,7 +87,12 @@ async def users_page(
     )
     movers = (
         select(U, as_of.label("as_of"))
-        .where(*base, U.c.activity_us > snapshot, U.c.created_us <= snapshot)
+        .where(
+            U.c.environment_id == environment_id,
+            *changed,
+            U.c.activity_us > snapshot,
+            U.c.created_us <= snapshot,
+        )
         .subquery()
     )
     moved = await conn.execute(
@@ -86,6 +104,28 @@ async def users_page(
     listed += [ListedUser(r, UsersCursor(r.as_of, r.user_id, snapshot)) for r in moved]
     listed.sort(key=lambda item: (item.cursor.last_seen_us, item.cursor.user_id), reverse=True)
     return listed[:limit]
+
+
+async def _in_order(
+    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], limit: int
+) -> list[Any]:
+    """The first `limit` users matching `where`, newest activity first."""
+    rows = await conn.execute(select(U).where(*where).order_by(*USERS_ORDER).limit(limit))
+    return list(rows)
+
+
+def _probe_window(
+    environment_id: int, key: tuple[int, int] | None, size: int
+) -> ColumnElement[bool]:
+    """Users among the first `size` of the list after `key` (ties on last-seen included).
+
+    An index condition: probing stops at the window's end, even when the page is not full.
+    """
+    scanned = select(U.c.last_seen_us).where(U.c.environment_id == environment_id)
+    if key is not None:
+        scanned = scanned.where(tuple_(U.c.last_seen_us, U.c.user_id) < key)
+    first = scanned.order_by(*USERS_ORDER).limit(size).subquery()
+    return U.c.last_seen_us >= select(func.min(first.c.last_seen_us)).scalar_subquery()
 
 
 async def count(
