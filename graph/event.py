@@ -9,9 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Node, PageInfo
+from graph.common import Node, PageInfo, moment
 from graph.enums import EventSource
-from services.clock import to_datetime
 
 if TYPE_CHECKING:
     from graph.definition import EventDefinition
@@ -24,15 +23,29 @@ UserType = Annotated["User", strawberry.lazy("graph.user")]
 DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
 
 
+def _id(self: Event) -> strawberry.ID:
+    return strawberry.ID(ids.encode("Event", self.row.user_id, self.row.id))
+
+
+def _time(self: Event) -> datetime:
+    return moment(self.row.time_us)
+
+
+def _source(self: Event) -> EventSource:
+    return EventSource(self.row.source)
+
+
 @strawberry.type(description="Something a user did, as captured or sent.")
 class Event(Node):
+    """An event row; fields that take work to compute read the row when selected."""
+
     row: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
     type: str = strawberry.field(
         description="Raw type: pageview, click, submit, change, or the custom/server event name."
     )
-    time: datetime = strawberry.field(description="When it happened.")
-    source: EventSource = strawberry.field(description="Where it came from.")
+    time: datetime = strawberry.field(resolver=_time, description="When it happened.")
+    source: EventSource = strawberry.field(resolver=_source, description="Where it came from.")
     server_side: bool = strawberry.field(description="True for server-side events.")
     properties: JSON = strawberry.field(
         description="path, domain, target_text, hierarchy, ... and custom properties."
@@ -42,10 +55,7 @@ class Event(Node):
     def from_row(cls, row: Any) -> Event:
         return cls(
             row=row,
-            id=strawberry.ID(ids.encode("Event", row.user_id, row.id)),
             type=row.type,
-            time=to_datetime(row.time_us),
-            source=EventSource(row.source),
             server_side=row.source == "SERVER",
             properties=row.properties,
         )
@@ -110,10 +120,14 @@ class Event(Node):
         return User.from_row(await info.context.loaders.user.load(self.row.user_id))
 
 
+def _cursor(self: EventEdge) -> str:
+    return ids.encode("ec", self.node.row.time_us, self.node.row.id)
+
+
 @strawberry.type(description="An event in a list.")
 class EventEdge:
     node: Event = strawberry.field(description="The event.")
-    cursor: str = strawberry.field(description="Cursor of this position.")
+    cursor: str = strawberry.field(resolver=_cursor, description="Cursor of this position.")
 
 
 @strawberry.type(description="A page of events.")

@@ -22,6 +22,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types.graphql import OperationType
 
 from graph.query_limits import DocumentShapeLimiter, ListLimiter
 from graph.scopes import ScopeCheck
@@ -110,6 +111,21 @@ class SkippableValidationCache(ValidationCache):
         yield from super().on_validate()
 
 
+class SharedReads(SchemaExtension):
+    """A query's loaders read through one connection (resolvers/loaders.py); mutations don't.
+
+    The GraphQL app gives the connection back when the request ends (`Loaders.release`).
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        loaders = getattr(context.context, "loaders", None)
+        refused = context.result is not None  # by the scope or list limits, before running
+        if loaders is not None and not refused and context.operation_type is OperationType.QUERY:
+            loaders.share_connection()
+        yield
+
+
 def extensions_for(*, dev: bool) -> list[Callable[[], Any]]:
     """Factories (never shared instances) of the schema's extensions."""
     return [
@@ -120,6 +136,7 @@ def extensions_for(*, dev: bool) -> list[Callable[[], Any]]:
         lambda: SkippableValidationCache(maxsize=CACHE_SIZE),
         ScopeCheck,
         ListLimiter,
+        SharedReads,
         lambda: UnexpectedErrors(mask=not dev),
     ]
 

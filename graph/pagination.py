@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from graphql import GraphQLError
 
 from graph import ids
+from graph.common import PageInfo
 
 T = TypeVar("T")
 
@@ -45,7 +46,42 @@ def cut(
     return shown, len(rows) > first, shown[-1][1] if shown else None
 
 
-def page_info(has_next: bool, end_cursor: str | None) -> Any:
-    from graph.common import PageInfo
+def cut_rows(
+    rows: Sequence[T], first: int, kind: str, key: Callable[[T], tuple[int, ...]]
+) -> tuple[Sequence[T], bool, Callable[[], str | None]]:
+    """(rows, has next page, end cursor as a function) of rows fetched with limit first + 1.
 
-    return PageInfo(has_next_page=has_next, end_cursor=end_cursor)
+    For edges that encode their own cursor and a pageInfo that encodes its end cursor, when
+    they are selected.
+    """
+    shown = rows[:first]
+    return shown, len(rows) > first, lambda: ids.encode(kind, *key(shown[-1])) if shown else None
+
+
+def page_info(has_next: bool, end_cursor: str | None | Callable[[], str | None]) -> PageInfo:
+    """The pageInfo of a page; `end_cursor` may be a function computing it when selected."""
+    return PageInfo(has_next_page=has_next, end=end_cursor)
+
+
+class Deferred(Generic[T]):
+    """An awaitable that starts its work only when awaited.
+
+    graphql-core awaits a field value that is awaitable, and nothing else awaits it: as the
+    value of a plain field, the work (a count, say) runs only when the field is selected.
+    """
+
+    __slots__ = ("_start",)
+
+    def __init__(self, start: Callable[[], Awaitable[T]]):
+        self._start = start
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._start().__await__()
+
+
+def deferred(start: Callable[[], Awaitable[T]]) -> T:
+    """A plain field's value computed by `start()` if, and only if, the field is selected.
+
+    Typed as the value the field declares: the executor resolves it before anyone reads it.
+    """
+    return cast(T, Deferred(start))

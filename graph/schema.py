@@ -7,6 +7,7 @@ import strawberry
 from graph.common import Node
 from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
+from graph.execution import FastExecutor
 from graph.extensions import extensions_for
 from graph.payloads import (
     DeletePayload,
@@ -93,12 +94,16 @@ class Mutation:
 
 
 def build(*, dev: bool) -> strawberry.Schema:
-    """The schema with the request-safety extensions of graph/extensions.py."""
+    """The schema with the request-safety extensions of graph/extensions.py.
+
+    Plain fields resolve inline (graph/execution.py): same results, a fraction of the cost.
+    """
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
+        execution_context_class=FastExecutor,
     )
 
 

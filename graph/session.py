@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Location, Node, PageInfo
+from graph.common import Location, Node, PageInfo, moment
 from graph.enums import DeviceType, EventSource, SessionOrigin
-from graph.pagination import check_first, cut, page_info, read_cursor
-from services.clock import to_datetime
+from graph.event import Event, EventConnection, EventEdge
+from graph.lookahead import selected_arguments
+from graph.pagination import check_first, cut_rows, page_info, read_cursor
 
 if TYPE_CHECKING:
     from graph.definition import EventDefinition
-    from graph.event import EventConnection
     from graph.user import User
     from resolvers.context import Context
 
@@ -26,19 +28,52 @@ DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition"
 MAX_EVENTS_PAGE = 500
 
 
+def _id(self: Session) -> strawberry.ID:
+    return strawberry.ID(ids.encode("Session", self.row.user_id, self.row.id))
+
+
+def _origin(self: Session) -> SessionOrigin:
+    return SessionOrigin(self.row.origin)
+
+
+def _source(self: Session) -> EventSource:
+    return EventSource(self.row.source)
+
+
+def _start_time(self: Session) -> datetime:
+    return moment(self.row.start_us)
+
+
+def _end_time(self: Session) -> datetime:
+    return moment(self.row.end_us)
+
+
+def _device_type(self: Session) -> DeviceType | None:
+    return DeviceType(self.row.device_type) if self.row.device_type else None
+
+
+def _location(self: Session) -> Location | None:
+    return Location.of(self.row.country, self.row.region, self.row.city)
+
+
 @strawberry.type(description="A visit: a user's events grouped by the session rules.")
 class Session(Node):
+    """A session row; fields that take work to compute read the row when selected."""
+
     row: strawberry.Private[Any]
     highlight: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
     origin: SessionOrigin = strawberry.field(
-        description="CLIENT, or SERVER for a session made only of server-side events."
+        resolver=_origin,
+        description="CLIENT, or SERVER for a session made only of server-side events.",
     )
     source: EventSource = strawberry.field(
-        description="WEB / IOS / ANDROID, or SERVER for a server-only session."
+        resolver=_source, description="WEB / IOS / ANDROID, or SERVER for a server-only session."
     )
-    start_time: datetime = strawberry.field(description="Time of the first event.")
-    end_time: datetime = strawberry.field(description="Time of the last event.")
+    start_time: datetime = strawberry.field(
+        resolver=_start_time, description="Time of the first event."
+    )
+    end_time: datetime = strawberry.field(resolver=_end_time, description="Time of the last event.")
     duration_seconds: int = strawberry.field(description="endTime - startTime, in seconds.")
     browser: str | None = strawberry.field(
         description='Browser and major version, e.g. "Chrome 131".'
@@ -46,8 +81,12 @@ class Session(Node):
     platform: str | None = strawberry.field(
         description='Operating system, e.g. "Mac OS X 10.15", "iOS 17.2", "Android 14".'
     )
-    device_type: DeviceType | None = strawberry.field(description="Kind of device.")
-    location: Location | None = strawberry.field(description="Where the session happened.")
+    device_type: DeviceType | None = strawberry.field(
+        resolver=_device_type, description="Kind of device."
+    )
+    location: Location | None = strawberry.field(
+        resolver=_location, description="Where the session happened."
+    )
     landing_page: str | None = strawberry.field(description="URL of the first client event.")
     referrer: str | None = strawberry.field(description="Referrer of the first client event.")
     utm: JSON = strawberry.field(
@@ -64,16 +103,9 @@ class Session(Node):
         return cls(
             row=row,
             highlight=highlight,
-            id=strawberry.ID(ids.encode("Session", row.user_id, row.id)),
-            origin=SessionOrigin(row.origin),
-            source=EventSource(row.source),
-            start_time=to_datetime(row.start_us),
-            end_time=to_datetime(row.end_us),
             duration_seconds=(row.end_us - row.start_us) // 1_000_000,
             browser=row.browser,
             platform=row.platform,
-            device_type=DeviceType(row.device_type) if row.device_type else None,
-            location=Location.of(row.country, row.region, row.city),
             landing_page=row.landing_page,
             referrer=row.referrer,
             utm=row.utm or {},
@@ -130,22 +162,49 @@ class Session(Node):
         return User.from_row(await info.context.loaders.user.load(self.row.user_id))
 
     @strawberry.field(description="The session's events, oldest first.")
-    async def events(
+    def events(
         self, info: strawberry.Info[Context], first: int | None = 100, after: str | None = None
     ) -> EventConnectionType:
-        from graph.event import Event, EventConnection, EventEdge
-
+        # Synchronous when the page is loaded already (wanted_events), else awaitable.
         first = check_first(first, default=100, maximum=MAX_EVENTS_PAGE)
         cursor = read_cursor(after, "ec")
-        rows = await info.context.loaders.event_page.load(
+        rows = info.context.loaders.event_page.load(
             ((self.row.user_id, self.row.id), first + 1, cursor)
         )
-        shown, has_next, end = cut(rows, first, "ec", lambda r: (r.time_us, r.id))
+        if rows.done() and not rows.cancelled() and rows.exception() is None:
+            return self._events(rows.result(), first)
+        return cast("EventConnection", self._events_later(rows, first))
+
+    async def _events_later(self, rows: Awaitable[list[Any]], first: int) -> EventConnection:
+        return self._events(await rows, first)
+
+    def _events(self, rows: list[Any], first: int) -> EventConnection:
+        shown, has_next, end = cut_rows(rows, first, "ec", lambda r: (r.time_us, r.id))
         return EventConnection(
-            edges=[EventEdge(node=Event.from_row(row), cursor=c) for row, c in shown],
+            edges=[EventEdge(node=Event.from_row(row)) for row in shown],
             page_info=page_info(has_next, end),
             total_count=self.row.event_count,
         )
+
+
+def wanted_events(info: strawberry.Info[Context], path: str) -> tuple[int, Any] | None:
+    """(limit, cursor) of the events page the query asks of every session at `path` ("edges.node"
+    below the current field), for the loader to read with the sessions; None when unsure.
+
+    Only a plain selection is read (graph/lookahead.py), with valid arguments the same for
+    every session: `Session.events` then finds each page loaded and completes at once.
+    """
+    wanted = selected_arguments(info, (*path.split("."), "events"))
+    if not wanted or any(arguments != wanted[0] for arguments in wanted):
+        return None
+    first = wanted[0].get("first")
+    try:
+        first = check_first(
+            int(first) if isinstance(first, str) else first, default=100, maximum=MAX_EVENTS_PAGE
+        )
+        return first + 1, read_cursor(wanted[0].get("after"), "ec")
+    except (GraphQLError, TypeError, ValueError):
+        return None
 
 
 @strawberry.type(description="How often an event occurs in a session.")

@@ -9,9 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Location, Node, PageInfo
-from graph.pagination import check_first, cut, page_info, read_cursor
-from services.clock import to_datetime
+from graph.common import Location, Node, PageInfo, moment
+from graph.pagination import check_first, cut, deferred, page_info, read_cursor
 from services.users import all_properties, display_name
 
 if TYPE_CHECKING:
@@ -35,31 +34,44 @@ class UserProperty:
     )
 
 
+def _id(self: User) -> strawberry.ID:
+    return strawberry.ID(ids.encode("User", self.row.user_id))
+
+
+def _display_name(self: User) -> str:
+    return display_name(self.row)
+
+
+def _first_seen(self: User) -> datetime:
+    return moment(self.row.first_seen_us)
+
+
+def _last_seen(self: User) -> datetime:
+    return moment(self.row.last_seen_us)
+
+
 @strawberry.type(description="A person using the product, anonymous or identified.")
 class User(Node):
+    """A user row; fields that take work to compute read the row when selected."""
+
     row: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
     user_id: str = strawberry.field(description="Numeric user id (0 .. 2^53-1), as a string.")
     identity: str | None = strawberry.field(description="The identity, when identified.")
     display_name: str = strawberry.field(
-        description='Identity, else the Email property, else "User <userId>".'
+        resolver=_display_name,
+        description='Identity, else the Email property, else "User <userId>".',
     )
     first_seen: datetime = strawberry.field(
-        description='Time of the first event ("Date First Seen").'
+        resolver=_first_seen, description='Time of the first event ("Date First Seen").'
     )
-    last_seen: datetime = strawberry.field(description="Time of the latest event.")
+    last_seen: datetime = strawberry.field(
+        resolver=_last_seen, description="Time of the latest event."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> User:
-        return cls(
-            row=row,
-            id=strawberry.ID(ids.encode("User", row.user_id)),
-            user_id=str(row.user_id),
-            identity=row.identity,
-            display_name=display_name(row),
-            first_seen=to_datetime(row.first_seen_us),
-            last_seen=to_datetime(row.last_seen_us),
-        )
+        return cls(row=row, user_id=str(row.user_id), identity=row.identity)
 
     @strawberry.field(description="Every user property: autocaptured and custom.")
     def properties(self) -> JSON:
@@ -119,7 +131,7 @@ class User(Node):
         filter: UserSessionFilterInput | None = None,
         highlight: EventMatchInput | None = None,
     ) -> SessionConnectionType:
-        from graph.session import Session, SessionConnection, SessionEdge
+        from graph.session import Session, SessionConnection, SessionEdge, wanted_events
         from resolvers.filters import checked, event_match, user_session_filter
 
         first = check_first(first, default=20, maximum=MAX_SESSIONS_PAGE)
@@ -132,19 +144,22 @@ class User(Node):
             checked(lambda: marked.checked("highlight"))
         loaders = info.context.loaders
         user_id = self.row.user_id
-        rows = await loaders.session_page.load((user_id, first + 1, before, narrowing))
+        events = wanted_events(info, "edges.node")  # read with the sessions, if asked
+        rows = await loaders.session_page.load((user_id, first + 1, before, narrowing, events))
         shown, has_next, end = cut(rows, first, "sc", lambda r: (r.start_us, r.id))
-        if narrowing is None:
-            total = (await loaders.session_stats.load(user_id))[0]
-        else:
-            total = await loaders.session_count.load((user_id, narrowing))
+
+        async def total() -> int:  # counted only when totalCount is selected
+            if narrowing is None:
+                return (await loaders.session_stats.load(user_id))[0]
+            return await loaders.session_count.load((user_id, narrowing))
+
         return SessionConnection(
             edges=[
                 SessionEdge(node=Session.from_row(row, highlight=marked), cursor=cursor)
                 for row, cursor in shown
             ],
             page_info=page_info(has_next, end),
-            total_count=total,
+            total_count=deferred(total),
         )
 
 

@@ -8,14 +8,22 @@
   for its key's scope answers 403 in both.
 - Strawberry's plain-text refusals (unparsable JSON, GET mutations, ...) become GraphQL-shaped
   JSON errors with the same status.
+- Responses are encoded by orjson (10x faster than `json.dumps` on a page of events), byte for
+  byte as Strawberry's `json.dumps(data, separators=(",", ":"))` writes them (see `encode_json`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import json
+import logging
+import re
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
@@ -30,8 +38,66 @@ from server import auth, request_ids
 from server.http_errors import JSONBody
 from services.errors import Unavailable
 
+log = logging.getLogger("usertrail.graphql")
+# Connections being given back after their requests answered (kept from garbage collection).
+RELEASING: set[asyncio.Task[None]] = set()
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 FORBIDDEN = "FORBIDDEN"
+# orjson writes the floats `json.dumps` writes as 1e-05 .. 9.9e-05 in plain notation, and
+# pads no single-digit negative exponent (1e-7, not 1e-07): such output is left to json.dumps.
+PLAIN_SMALL_FLOAT = b"0.0000"
+SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
+DIGITS = frozenset(b"0123456789")
+# What orjson would encode and `json.dumps` refuses (TypeError): left to json.dumps too.
+PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+ASCII_ESCAPES = "usertrail-json-ascii"
+
+
+def _escape_non_ascii(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: `\\uXXXX` escapes (UTF-16 pairs beyond the BMP), as json.dumps."""
+    assert isinstance(error, UnicodeEncodeError)
+    escaped = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code >= 0x10000:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
+
+
+codecs.register_error(ASCII_ESCAPES, _escape_non_ascii)
+
+
+def _float_written_otherwise(encoded: bytes) -> bool:
+    if encoded.find(PLAIN_SMALL_FLOAT) != -1:
+        return True
+    after_digit = (m for m in SHORT_EXPONENT.finditer(encoded) if encoded[m.start() - 1] in DIGITS)
+    return next(after_digit, None) is not None
+
+
+def encode_json(data: object) -> bytes | str:
+    """The bytes of `json.dumps(data, separators=(",", ":"))`, computed by orjson if it can."""
+    try:
+        encoded = orjson.dumps(data, option=PASSTHROUGH)
+    except TypeError:  # big ints, non-str keys, lone surrogates, ...
+        return json.dumps(data, separators=(",", ":"))
+    if _float_written_otherwise(encoded):
+        return json.dumps(data, separators=(",", ":"))
+    if b"\x7f" in encoded:  # ASCII, but json.dumps escapes it
+        encoded = encoded.replace(b"\x7f", b"\\u007f")
+    if encoded.isascii():
+        return encoded
+    text = encoded.decode()
+    # backslashreplace escapes U+0100..U+FFFF as json.dumps does (\u2014), the others not
+    # (\xe9, \U0001f600): any \x or \U (even a backslash orjson escaped, then an x) sends
+    # the text to the codec handler, which writes them all as json.dumps does.
+    replaced = text.encode("ascii", "backslashreplace")
+    if b"\\x" not in replaced and b"\\U" not in replaced:
+        return replaced
+    return text.encode("ascii", ASCII_ESCAPES)
 
 
 def prefers_graphql_response(accept: str | None) -> bool:
@@ -87,12 +153,14 @@ class GraphQLApp(GraphQL[Context, None]):
                 "the database is unavailable; retry later",
                 retry_after=getattr(outage, "retry_after", 1),
             ).response()
+        finally:
+            _release_connection(request)
         return _negotiated(request, response)
 
     async def get_context(self, request: Request | Any, response: Response | Any) -> Context:
         state = request.app.state.usertrail
         environment_id = await state.environment_for(request)
-        return Context(
+        context = request.state.graphql_context = Context(
             db=state.db,
             environment_id=environment_id,
             dev=state.settings.dev,
@@ -102,6 +170,7 @@ class GraphQLApp(GraphQL[Context, None]):
             principal=getattr(request.state, "principal", None),
             request_id=request_ids.id_of(request.scope),
         )
+        return context
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         errors = result.errors or []
@@ -115,6 +184,9 @@ class GraphQLApp(GraphQL[Context, None]):
         if outcome != "ran" and prefers_graphql_response(request.headers.get("accept")):
             processed.pop("data", None)  # a request error has no data entry
         return processed
+
+    def encode_json(self, data: object) -> bytes | str:
+        return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """The JSON body; Strawberry answers 400 to a JSONDecodeError, and to nothing else."""
@@ -139,6 +211,26 @@ def _negotiated(request: Request, response: Response) -> Response:
     elif outcome == "request error" and graphql_response:
         response.status_code = 400
     return response
+
+
+def _release_connection(request: Request) -> None:
+    """Give back the connection a query's loaders shared (graph/extensions.SharedReads).
+
+    In a task of its own: the answer need not wait for the connection's rollback.
+    """
+    context = getattr(request.state, "graphql_context", None)
+    if context is None or not context.loaders.shared:
+        return
+    task = asyncio.create_task(_release(context))
+    RELEASING.add(task)
+    task.add_done_callback(RELEASING.discard)
+
+
+async def _release(context: Context) -> None:
+    try:
+        await context.loaders.release()
+    except (OSError, SQLAlchemyError) as error:  # the answer is computed: only log it
+        log.warning("request %s: releasing its connection failed: %s", context.request_id, error)
 
 
 def _error(status: int, message: str) -> Response:
