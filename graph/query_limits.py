@@ -255,19 +255,33 @@ def listed_nodes(
 
 
 def longest_list(variables: Any) -> tuple[str, int] | None:
-    """The path and length of the first list longer than MAX_LIST_ITEMS in the variables."""
-    pending: list[tuple[str, Any]] = [("$", variables)]
+    """The path and length of the first list longer than MAX_LIST_ITEMS in the variables.
+
+    Paths are spelled only for the list found: a 500-event batch is walked without building
+    a string per value.
+    """
+    pending: list[tuple[Any, Any]] = [(variables, ())]
     while pending:
-        path, value = pending.pop()
+        value, where = pending.pop()
         if isinstance(value, list):
             if len(value) > MAX_LIST_ITEMS:
-                return path, len(value)
-            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+                return _spelled(where), len(value)
+            pending.extend((item, (where, i)) for i, item in enumerate(value))
         elif isinstance(value, dict):
-            pending.extend(
-                (f"{path}{'' if path == '$' else '.'}{key}", item) for key, item in value.items()
-            )
+            pending.extend((item, (where, key)) for key, item in value.items())
     return None
+
+
+def _spelled(where: Any) -> str:
+    """`$.events[3].properties` from the nested (parent, key) pairs of `longest_list`."""
+    keys: list[Any] = []
+    while where:
+        where, key = where
+        keys.append(key)
+    path = "$"
+    for key in reversed(keys):
+        path += f"[{key}]" if isinstance(key, int) else f"{'' if path == '$' else '.'}{key}"
+    return path
 
 
 class ListLimiter(SchemaExtension):

@@ -16,6 +16,7 @@ from graph.payloads import (
     TrackPayload,
     UserPropertiesPayload,
 )
+from graph.scalars import SCALAR_OVERRIDES
 from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
@@ -104,6 +105,7 @@ def build(*, dev: bool) -> strawberry.Schema:
         types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
         execution_context_class=FastExecutor,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 
