@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types.nodes import SelectedField, Selection
 
 from graph import filters as inputs
@@ -42,27 +43,28 @@ async def users(
     compiler = ctx.loaders.compiler()
     if position is not None:
         compiler.now_us = position.snapshot_us
-    async with ctx.db.read() as conn:
-        await load_segments(conn, ctx.environment_id, wanted, compiler)
+    counted = _selects(info, "totalCount")
+
+    async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], int]:
+        await load_segments(conn, environment_id, wanted, compiler)
         conditions = compiler.users(wanted)
         # Event conditions probed user by user too: a page scans few users when many match.
         per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
         listed = await listing.users_page(
             conn,
-            environment_id=ctx.environment_id,
+            environment_id=environment_id,
             conditions=conditions,
             limit=first + 1,
             after=position,
             now_us=compiler.now_us,
             per_user=per_user,
         )
-        total = (
-            await listing.count(
-                conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
-            )
-            if _selects(info, "totalCount")
-            else 0  # not asked for: counting every match is the costliest part of a page
-        )
+        if not counted:  # counting every match is the costliest part of a page
+            return listed, 0
+        where = [listing.U.c.environment_id == environment_id, *conditions]
+        return listed, await listing.count(conn, listing.U, where)
+
+    listed, total = await ctx.loaders.read(page)
     edges = [
         UserEdge(
             node=User.from_row(item.row),

@@ -127,6 +127,11 @@ class Loaders:
             if opened is not None:
                 await opened.__aexit__(None, None, None)
 
+    async def read(self, query: Callable[..., Awaitable[Any]]) -> Any:
+        """`await query(conn, environment_id=…)` on this request's reading connection: the
+        shared one in a query (no checkout of its own), else a connection of its own."""
+        return await self._read(query)
+
     async def _read(self, query: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         if self.shared:
             async with self._turns:
