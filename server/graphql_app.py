@@ -47,8 +47,7 @@ FORBIDDEN = "FORBIDDEN"
 # orjson writes the floats `json.dumps` writes as 1e-05 .. 9.9e-05 in plain notation, and
 # pads no single-digit negative exponent (1e-7, not 1e-07): such output is left to json.dumps.
 PLAIN_SMALL_FLOAT = b"0.0000"
-SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
-DIGITS = frozenset(b"0123456789")
+SHORT_EXPONENT = re.compile(rb"(?<=[0-9])e-[0-9](?![0-9])")
 # What orjson would encode and `json.dumps` refuses (TypeError): left to json.dumps too.
 PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 ASCII_ESCAPES = "usertrail-json-ascii"
@@ -72,10 +71,7 @@ codecs.register_error(ASCII_ESCAPES, _escape_non_ascii)
 
 
 def _float_written_otherwise(encoded: bytes) -> bool:
-    if encoded.find(PLAIN_SMALL_FLOAT) != -1:
-        return True
-    after_digit = (m for m in SHORT_EXPONENT.finditer(encoded) if encoded[m.start() - 1] in DIGITS)
-    return next(after_digit, None) is not None
+    return encoded.find(PLAIN_SMALL_FLOAT) != -1 or SHORT_EXPONENT.search(encoded) is not None
 
 
 def encode_json(data: object) -> bytes | str:
