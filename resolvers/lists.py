@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from strawberry.types.nodes import SelectedField, Selection
 
 from graph import filters as inputs
 from graph import ids
 from graph.common import UserError
-from graph.pagination import check_first, page_info, read_cursor
+from graph.pagination import check_first, deferred, page_info, read_cursor
 from graph.payloads import DeletePayload, EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
@@ -43,9 +43,8 @@ async def users(
     compiler = ctx.loaders.compiler()
     if position is not None:
         compiler.now_us = position.snapshot_us
-    counted = _selects(info, "totalCount")
 
-    async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], int]:
+    async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
         await load_segments(conn, environment_id, wanted, compiler)
         conditions = compiler.users(wanted)
         # Event conditions probed user by user too: a page scans few users when many match.
@@ -59,12 +58,9 @@ async def users(
             now_us=compiler.now_us,
             per_user=per_user,
         )
-        if not counted:  # counting every match is the costliest part of a page
-            return listed, 0
-        where = [listing.U.c.environment_id == environment_id, *conditions]
-        return listed, await listing.count(conn, listing.U, where)
+        return listed, conditions
 
-    listed, total = await ctx.loaders.read(page)
+    listed, conditions = await ctx.loaders.read(page)
     edges = [
         UserEdge(
             node=User.from_row(item.row),
@@ -77,22 +73,19 @@ async def users(
     return UserConnection(
         edges=edges,
         page_info=page_info(len(listed) > first, edges[-1].cursor if edges else None),
-        total_count=total,
+        total_count=deferred(_counter(ctx, listing.U, conditions)),
     )
 
 
-def _selects(info: Info, name: str) -> bool:
-    """Whether the query asks for `name` on this field's result (fragments included)."""
+def _counter(ctx: Context, table: Any, conditions: list[Any]) -> Callable[[], Awaitable[int]]:
+    """The count of a page's whole list, for `deferred`: counting every match is the costliest
+    part of a page, so it runs only when totalCount is selected."""
 
-    def among(selections: list[Selection]) -> bool:
-        return any(
-            selection.name == name
-            if isinstance(selection, SelectedField)
-            else among(selection.selections)
-            for selection in selections
-        )
+    async def count(conn: AsyncConnection, environment_id: int) -> int:
+        where = [table.c.environment_id == environment_id, *conditions]
+        return await listing.count(conn, table, where)
 
-    return any(among(field.selections) for field in info.selected_fields)
+    return lambda: ctx.loaders.read(count)
 
 
 async def named_user(
@@ -138,21 +131,17 @@ async def sessions(
     if named and user_id is None:
         return SessionConnection(edges=[], page_info=page_info(False, None), total_count=0)
     conditions = ctx.loaders.compiler().sessions(wanted, user_id=user_id)
-    async with ctx.db.read() as conn:
-        rows = await listing.sessions_page(
+
+    async def page(conn: AsyncConnection, environment_id: int) -> list[Any]:
+        return await listing.sessions_page(
             conn,
-            environment_id=ctx.environment_id,
+            environment_id=environment_id,
             conditions=conditions,
             limit=first + 1,
             before=before,
         )  # type: ignore[arg-type]
-        total = (
-            await listing.count(
-                conn, listing.S, [listing.S.c.environment_id == ctx.environment_id, *conditions]
-            )
-            if _selects(info, "totalCount")
-            else 0
-        )
+
+    rows = await ctx.loaders.read(page)
     edges = [
         SessionEdge(
             node=Session.from_row(row), cursor=ids.encode("sp", row.start_us, row.user_id, row.id)
@@ -162,7 +151,7 @@ async def sessions(
     return SessionConnection(
         edges=edges,
         page_info=page_info(len(rows) > first, edges[-1].cursor if edges else None),
-        total_count=total,
+        total_count=deferred(_counter(ctx, listing.S, conditions)),
     )
 
 
