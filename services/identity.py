@@ -126,14 +126,26 @@ async def _create_users(
             if user_id not in inserted and k.kind != "user_id"
         }
         planned.update(pending)
-    aliases = [
-        {"environment_id": environment_id, "kind": k.kind, "alias": k.value, "user_id": u}
-        for k, u in planned.items()
-        if k.kind != "user_id"
-    ]
-    if aliases:
-        await conn.execute(insert(A), aliases)
+    await add_aliases(
+        conn,
+        environment_id=environment_id,
+        routes={k: u for k, u in planned.items() if k.kind != "user_id"},
+    )
     return planned
+
+
+async def add_aliases(
+    conn: AsyncConnection, *, environment_id: int, routes: Mapping[UserKey, int]
+) -> None:
+    """Route each key (identity, anonymous id, merged userId) to its user, in one statement."""
+    if routes:
+        await conn.execute(
+            insert(A),
+            [
+                {"environment_id": environment_id, "kind": k.kind, "alias": k.value, "user_id": u}
+                for k, u in routes.items()
+            ],
+        )
 
 
 def _new_user(
@@ -175,16 +187,7 @@ async def identify(
     )
     owner = routes.get(key)
     if owner is None:
-        await conn.execute(
-            insert(A).values(
-                environment_id=environment_id, kind="identity", alias=identity, user_id=user_id
-            )
-        )
-        await conn.execute(
-            update(U)
-            .where(U.c.environment_id == environment_id, U.c.user_id == user_id)
-            .values(identity=identity)
-        )
+        await give_identities(conn, environment_id=environment_id, identities={user_id: identity})
         return Identified(user_id, merged=False)
     await merge(
         conn, environment_id=environment_id, source_id=user_id, target_id=owner, now_us=now_us
@@ -215,12 +218,10 @@ async def give_identities(
     """
     if not identities:
         return
-    await conn.execute(
-        insert(A),
-        [
-            {"environment_id": environment_id, "kind": "identity", "alias": who, "user_id": user}
-            for user, who in identities.items()
-        ],
+    await add_aliases(
+        conn,
+        environment_id=environment_id,
+        routes={UserKey("identity", who): user for user, who in identities.items()},
     )
     await conn.execute(
         update(U)
@@ -263,10 +264,8 @@ async def merge(
             .where(table.c.environment_id == environment_id, table.c.user_id == source_id)
             .values(user_id=target_id)
         )
-    await conn.execute(
-        insert(A).values(
-            environment_id=environment_id, kind="user_id", alias=str(source_id), user_id=target_id
-        )
+    await add_aliases(
+        conn, environment_id=environment_id, routes={UserKey("user_id", str(source_id)): target_id}
     )
     if moved:
         done = await resequence(

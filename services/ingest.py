@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, User
@@ -323,23 +323,20 @@ async def _identify_items(
     )
     together: dict[int, str] = {}  # user -> identity
     in_order: list[_Valid] = []
-    busy: set[int | str] = set()  # users and identities an in-order item touches
+    taken: set[int | str] = set()  # users and identities an earlier item touches
     for item in wanted:
         user, who = routes[item.key], item.identify_as
         assert who is not None
         if together.get(user) == who:
             continue
-        simple = (
-            known.get(user, "?") is None
-            and UserKey("identity", who) not in routes
-            and user not in together
-            and who not in together.values()
+        first_identification = (
+            user in known and known[user] is None and UserKey("identity", who) not in routes
         )
-        if simple and user not in busy and who not in busy:
+        if first_identification and user not in taken and who not in taken:
             together[user] = who
         else:
             in_order.append(item)
-            busy |= {user, who}
+        taken |= {user, who}
     await identities.give_identities(conn, environment_id=environment_id, identities=together)
     for user, who in together.items():
         routes[UserKey("identity", who)] = user
@@ -529,9 +526,9 @@ async def link_anonymous_ids(
         for index, anonymous, who, explicit in valid:
             if index in fresh:
                 continue
-            if known.get(anonymous) is not None and known.get(anonymous) == known.get(who):
-                # Linked before: the usual case, every message after an identify carries both
-                # ids. An identified user is never merged away, so this stays true below.
+            if _linked_before(known, anonymous, who):
+                # The usual case: every message after an identify carries both ids. An
+                # identified user is never merged away, so this stays true below.
                 outcome.accepted += 1
                 outcome.users[index] = known[who]
                 continue
@@ -548,6 +545,11 @@ async def link_anonymous_ids(
     outcome = await db.write(work) if valid else Outcome(problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     return outcome
+
+
+def _linked_before(known: Mapping[UserKey, int], anonymous: UserKey, who: UserKey) -> bool:
+    """Whether the anonymous id already routes to the identity's user."""
+    return known.get(anonymous) is not None and known.get(anonymous) == known.get(who)
 
 
 async def _alias_fresh_ids(
@@ -569,8 +571,7 @@ async def _alias_fresh_ids(
     others = [
         link
         for link in links
-        if link[0] not in candidate_indexes
-        and not (known.get(link[1]) == known.get(link[2]) is not None)  # linked before
+        if link[0] not in candidate_indexes and not _linked_before(known, link[1], link[2])
     ]
     busy = {
         key
@@ -595,17 +596,10 @@ async def _alias_fresh_ids(
         outcome.accepted += 1
         if first == who:  # a later link to another identity is declined, as `_link` would
             outcome.users[index] = owners[who]
-    await conn.execute(
-        insert(identities.A),
-        [
-            {
-                "environment_id": environment_id,
-                "kind": anonymous.kind,
-                "alias": anonymous.value,
-                "user_id": owners[who],
-            }
-            for anonymous, who in aliased.items()
-        ],
+    await identities.add_aliases(
+        conn,
+        environment_id=environment_id,
+        routes={anonymous: owners[who] for anonymous, who in aliased.items()},
     )
     return {link[0] for link in chosen}
 
@@ -630,13 +624,8 @@ async def _link(
         routes |= await identities.resolve(
             conn, environment_id=environment_id, keys={who}, now_us=received_us
         )
-        await conn.execute(
-            insert(identities.A).values(
-                environment_id=environment_id,
-                kind=anonymous.kind,
-                alias=anonymous.value,
-                user_id=routes[who],
-            )
+        await identities.add_aliases(
+            conn, environment_id=environment_id, routes={anonymous: routes[who]}
         )
         return routes[who]
     user_id = routes[anonymous]
