@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from graph import ids
@@ -61,17 +63,24 @@ def _refused(error: UsertrailError) -> EventDefinitionPayload:
     return EventDefinitionPayload(definition=None, errors=[UserError.from_problem(error.problem)])
 
 
+def _fields(input: DefineEventInput) -> dict[str, Any]:
+    """What defineEvent and updateEventDefinition hand to the service alike."""
+    return {
+        "name": input.name,
+        "color": input.color,
+        "description": input.description,
+        "criteria": _criteria(input),
+        "from_event": _event_key(input.from_event_id),
+    }
+
+
 async def define_event(info: Info, input: DefineEventInput) -> EventDefinitionPayload:
     ctx = info.context
     try:
         row = await definitions.create(
             ctx.db,
             environment_id=ctx.environment_id,
-            name=input.name,
-            color=input.color,
-            description=input.description,
-            criteria=_criteria(input),
-            from_event=_event_key(input.from_event_id),
+            **_fields(input),
         )
     except UsertrailError as error:
         return _refused(error)
@@ -87,11 +96,7 @@ async def update_event_definition(
             ctx.db,
             environment_id=ctx.environment_id,
             definition_id=_definition_id(id),
-            name=input.name,
-            color=input.color,
-            description=input.description,
-            criteria=_criteria(input),
-            from_event=_event_key(input.from_event_id),
+            **_fields(input),
         )
     except UsertrailError as error:
         return _refused(error)
