@@ -9,6 +9,7 @@ the body says how many (`accepted`, `duplicates`) next to the `errors`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -112,45 +113,54 @@ def _renumber(outcome: ingest.Outcome, kept: list[int]) -> ingest.Outcome:
     return outcome
 
 
+async def _bulk(
+    request: Request,
+    bulk_key: str,
+    item: Callable[[dict[str, Any]], Any],
+    store: Callable[..., Awaitable[ingest.Outcome]],
+) -> Response:
+    """One item, or up to 1000 in `bulk_key`: `item` reads each object, `store` keeps them."""
+    state, environment_id, body = await _request(request)
+    entries, bulk = _items(body, bulk_key)
+    kept, problems = _positions(entries)
+    items = [item(entries[i]) for i in kept]
+    outcome = await store(state.db, environment_id=environment_id, items=items)
+    return _answer(_renumber(outcome, kept), problems, bulk_key, bulk)
+
+
 @json_api
 async def track(request: Request) -> Response:
     """POST /api/track: one event, or up to 1000 in `events`."""
-    state, environment_id, body = await _request(request)
-    entries, bulk = _items(body, "events")
-    kept, problems = _positions(entries)
-    items = [
-        ingest.TrackItem(
-            event=entries[i].get("event"),
-            user_id=entries[i].get("user_id"),
-            identity=_text_id(entries[i].get("identity")),
-            session_id=entries[i].get("session_id"),
+    return await _bulk(
+        request,
+        "events",
+        lambda entry: ingest.TrackItem(
+            event=entry.get("event"),
+            user_id=entry.get("user_id"),
+            identity=_text_id(entry.get("identity")),
+            session_id=entry.get("session_id"),
             source="SERVER",
-            timestamp=entries[i].get("timestamp"),
-            properties=entries[i].get("properties"),
-            idempotency_key=entries[i].get("idempotency_key"),
-        )
-        for i in kept
-    ]
-    outcome = await ingest.track(state.db, environment_id=environment_id, items=items)
-    return _answer(_renumber(outcome, kept), problems, "events", bulk)
+            timestamp=entry.get("timestamp"),
+            properties=entry.get("properties"),
+            idempotency_key=entry.get("idempotency_key"),
+        ),
+        ingest.track,
+    )
 
 
 @json_api
 async def add_user_properties(request: Request) -> Response:
     """POST /api/add_user_properties: one user's properties, or up to 1000 users in `users`."""
-    state, environment_id, body = await _request(request)
-    entries, bulk = _items(body, "users")
-    kept, problems = _positions(entries)
-    items = [
-        ingest.UserPropertiesItem(
-            properties=entries[i].get("properties"),
-            user_id=entries[i].get("user_id"),
-            identity=_text_id(entries[i].get("identity")),
-        )
-        for i in kept
-    ]
-    outcome = await ingest.add_user_properties(state.db, environment_id=environment_id, items=items)
-    return _answer(_renumber(outcome, kept), problems, "users", bulk)
+    return await _bulk(
+        request,
+        "users",
+        lambda entry: ingest.UserPropertiesItem(
+            properties=entry.get("properties"),
+            user_id=entry.get("user_id"),
+            identity=_text_id(entry.get("identity")),
+        ),
+        ingest.add_user_properties,
+    )
 
 
 @json_api
