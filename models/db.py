@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -52,6 +54,9 @@ UNAVAILABLE_MESSAGES = (
 RETRY_AFTER_SECONDS = 2
 # asyncpg waits 60 s for a server that does not answer; requests should fail fast instead.
 CONNECT_TIMEOUT_SECONDS = 5
+# SQLite: the writer never checkpoints the WAL inside a commit; a background thread does,
+# after a commit, at most this often (see `Checkpointer`).
+CHECKPOINT_INTERVAL_SECONDS = 0.1
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -154,7 +159,7 @@ class Database:
             self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
             self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
             _configure_sqlite(self.engine, begin="BEGIN")
-            _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE")
+            _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=False)
         else:
             self.engine = create_async_engine(
                 self.url,
@@ -166,6 +171,12 @@ class Database:
             )
             self.write_engine = self.engine
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        database = make_url(self.url).database
+        self._checkpointer = (
+            Checkpointer(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
         self.statement_count = 0
         for engine in {self.engine, self.write_engine}:
             event.listen(engine.sync_engine, "before_cursor_execute", self._count)
@@ -194,8 +205,11 @@ class Database:
             async with self.write_engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.write_engine.begin() as conn:
-            yield conn
+        async with self._write_lock:
+            async with self.write_engine.begin() as conn:
+                yield conn
+            if self._checkpointer is not None:
+                self._checkpointer.after_commit()
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, committed before returning; retried on conflicts.
@@ -238,23 +252,74 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
+class Checkpointer:
+    """Copies an SQLite WAL back into the database file in a thread, off the write path.
+
+    SQLite checkpoints inside the COMMIT that grows the WAL past 1,000 pages: the writer
+    then copies pages and syncs the file while every other write waits. The write
+    connection turns that off; after a commit this starts a PASSIVE checkpoint (which never
+    blocks writers or readers) on its own connection in a worker thread, unless one runs or
+    one started less than CHECKPOINT_INTERVAL_SECONDS ago. The WAL is then reused from its
+    start by a later write. Durability is unchanged: a commit is in the WAL either way.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._running: asyncio.Future[None] | None = None
+        self._started = 0.0
+
+    def after_commit(self) -> None:
+        now = time.monotonic()
+        if self._running is not None and not self._running.done():
+            return
+        if now - self._started < CHECKPOINT_INTERVAL_SECONDS:
+            return
+        self._started = now
+        self._running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        self._running.add_done_callback(_log_failure)
+
+    def _checkpoint(self) -> None:
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._connection.execute("PRAGMA busy_timeout=5000")
+        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def close(self) -> None:
+        """Wait for a running checkpoint, then close the connection."""
+        running = self._running
+        if running is not None and running.get_loop() is asyncio.get_running_loop():
+            await asyncio.gather(running, return_exceptions=True)
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _log_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("WAL checkpoint failed: %s", done.exception())
+
+
+def _configure_sqlite(engine: AsyncEngine, *, begin: str, autocheckpoint: bool = True) -> None:
+    pragmas = ["journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000", "foreign_keys=ON"]
+    if not autocheckpoint:
+        pragmas.append("wal_autocheckpoint=0")
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that we can emit BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "busy_timeout=5000",
-            "foreign_keys=ON",
-        ):
+        for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
