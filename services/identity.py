@@ -321,29 +321,36 @@ async def note_activity(
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
     if not spans:
         return
+    now = received_us
     await conn.execute(
-        update(U)
-        .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
-        .values(
-            first_seen_us=case(
-                (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
-                else_=bindparam("b_first"),
-            ),
-            last_seen_us=case(
-                (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
-                else_=bindparam("b_last"),
-            ),
-            activity_us=case(
-                (U.c.has_events & (U.c.last_seen_us >= bindparam("b_last")), U.c.activity_us),
-                else_=bindparam("b_now"),
-            ),
-            has_events=True,
-        ),
+        _NOTE_ACTIVITY,
         [
-            {"b_user": u, "b_first": lo, "b_last": hi, "b_now": received_us}
+            {"b_env": environment_id, "b_user": u, "b_first": lo, "b_last": hi, "b_now": now}
             for u, (lo, hi) in spans.items()
         ],
     )
+
+
+# Built once: the statement is the same for every batch.
+_NOTE_ACTIVITY = (
+    update(U)
+    .where(U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user"))
+    .values(
+        first_seen_us=case(
+            (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
+            else_=bindparam("b_first"),
+        ),
+        last_seen_us=case(
+            (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
+            else_=bindparam("b_last"),
+        ),
+        activity_us=case(
+            (U.c.has_events & (U.c.last_seen_us >= bindparam("b_last")), U.c.activity_us),
+            else_=bindparam("b_now"),
+        ),
+        has_events=True,
+    )
+)
 
 
 INITIAL_TRAITS = {
@@ -386,11 +393,30 @@ def initial_properties(session: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 async def refresh_initial_properties(
-    conn: AsyncConnection, *, environment_id: int, user_ids: Iterable[int]
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    user_ids: Iterable[int],
+    known: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
 ) -> None:
-    """Recompute the `Initial …` properties of users whose earliest session may have changed."""
+    """Recompute the `Initial …` properties of users whose earliest session may have changed.
+
+    `known` gives, for some of them, every session they have (session rows just written for
+    users with no earlier events): those are not read back.
+    """
+    known = known or {}
     users = sorted(set(user_ids))
-    for chunk in chunks(users, 400):
+    earliest_of = {
+        user: min(
+            (s for s in known[user] if s["origin"] == "CLIENT"),
+            key=lambda s: (s["start_us"], s["id"]),
+            default=None,
+        )
+        for user in users
+        if user in known
+    }
+    unknown = [user for user in users if user not in known]
+    for chunk in chunks(unknown, 400):
         earliest = (
             select(S, _row_number(S).label("rank"))
             .where(
@@ -400,12 +426,22 @@ async def refresh_initial_properties(
         )
         rows = await conn.execute(select(earliest).where(earliest.c.rank == 1))
         by_user = {row["user_id"]: row for row in rows.mappings()}
+        earliest_of |= {user: by_user.get(user) for user in chunk}
+    if earliest_of:
         await conn.execute(
-            update(U)
-            .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
-            .values(autocaptured=bindparam("b_props")),
-            [{"b_user": u, "b_props": initial_properties(by_user.get(u))} for u in chunk],
+            _SET_AUTOCAPTURED,
+            [
+                {"b_env": environment_id, "b_user": u, "b_props": initial_properties(session)}
+                for u, session in earliest_of.items()
+            ],
         )
+
+
+_SET_AUTOCAPTURED = (
+    update(U)
+    .where(U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user"))
+    .values(autocaptured=bindparam("b_props"))
+)
 
 
 def _row_number(table: Any) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, User
@@ -280,7 +280,12 @@ async def _store_events(
     rows = [item.row for item in items]
     await insert_rows(conn, E, rows)
     await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
-    await rage_clicks.update_rage_clicks(conn, environment_id=environment_id, rows=rows)
+    await rage_clicks.update_rage_clicks(
+        conn,
+        environment_id=environment_id,
+        rows=rows,
+        stored_spans={user: span if had else None for user, (*span, had) in before.items()},
+    )
     spans = {
         user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
         for user, group in by_user.items()
@@ -290,10 +295,15 @@ async def _store_events(
     )
     stale = [
         user
-        for user, (first_us, had_events) in before.items()
+        for user, (first_us, _, had_events) in before.items()
         if not had_events or done.window_start[user] <= first_us
     ]
-    await identities.refresh_initial_properties(conn, environment_id=environment_id, user_ids=stale)
+    await identities.refresh_initial_properties(
+        conn,
+        environment_id=environment_id,
+        user_ids=stale,
+        known={user: done.sessions[user] for user, (*_, had) in before.items() if not had},
+    )
     outcome.accepted += len(items)
     for item in items:
         outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
@@ -396,17 +406,18 @@ async def _drop_seen_keys(
 
 async def _seen_before(
     conn: AsyncConnection, environment_id: int, user_ids: list[int]
-) -> dict[int, tuple[int, bool]]:
-    """(first_seen_us, has_events) of users before this batch."""
-    found: dict[int, tuple[int, bool]] = {}
+) -> dict[int, tuple[int, int, bool]]:
+    """(first_seen_us, last_seen_us, has_events) of users before this batch."""
+    found: dict[int, tuple[int, int, bool]] = {}
     for chunk in chunks(user_ids):
-        rows = await conn.execute(
-            select(U.c.user_id, U.c.first_seen_us, U.c.has_events).where(
-                U.c.environment_id == environment_id, U.c.user_id.in_(chunk)
-            )
-        )
-        found.update({r.user_id: (r.first_seen_us, r.has_events) for r in rows})
+        rows = await conn.execute(_SEEN_BEFORE, {"env": environment_id, "users": list(chunk)})
+        found.update({r[0]: (r[1], r[2], r[3]) for r in rows})
     return found
+
+
+_SEEN_BEFORE = select(U.c.user_id, U.c.first_seen_us, U.c.last_seen_us, U.c.has_events).where(
+    U.c.environment_id == bindparam("env"), U.c.user_id.in_(bindparam("users", expanding=True))
+)
 
 
 async def add_user_properties(

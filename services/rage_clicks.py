@@ -67,9 +67,14 @@ def bursts(clicks: Iterable[Click]) -> list[list[Click]]:
     return runs
 
 
+def rage_clicks_among(clicks: Iterable[Click]) -> list[Click]:
+    """The clicks of `clicks` in bursts of at least MIN_BURST clicks."""
+    return [c for run in bursts(clicks) if len(run) >= MIN_BURST for c in run]
+
+
 def rage_click_ids(clicks: Iterable[Click]) -> set[int]:
     """The pure rule: ids of the clicks in bursts of at least MIN_BURST clicks."""
-    return {c.id for run in bursts(clicks) if len(run) >= MIN_BURST for c in run}
+    return {c.id for c in rage_clicks_among(clicks)}
 
 
 def _click(row: Mapping[str, Any]) -> Click | None:
@@ -80,19 +85,48 @@ def _click(row: Mapping[str, Any]) -> Click | None:
 
 
 async def update_rage_clicks(
-    conn: AsyncConnection, *, environment_id: int, rows: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    rows: Sequence[Mapping[str, Any]],
+    stored_spans: Mapping[int, tuple[int, int] | None] | None = None,
 ) -> None:
     """Record the rage clicks that events being ingested (row dicts) complete.
 
     Call it inside the ingest transaction, with the user locks held; idempotent, and
-    indifferent to whether the rows are inserted yet.
+    indifferent to whether the rows are inserted yet. `stored_spans` may give, per user, the
+    span (first, last) of the times of the user's events stored before these rows, or None
+    when there were none: a user whose new clicks are more than MAX_GAP_US away from that
+    span has no stored click a burst of new clicks could reach, so nothing is read for it.
     """
     new: dict[int, list[Click]] = defaultdict(list)
     for row in rows:
         click = _click(row)
         if click is not None:
             new[row["user_id"]].append(click)
-    await _settle(conn, environment_id, new)
+    spans = stored_spans or {}
+    alone = {
+        user_id: clicks
+        for user_id, clicks in new.items()
+        if user_id in spans and _apart(spans[user_id], clicks)
+    }
+    rage = [
+        {"environment_id": environment_id, "user_id": user_id, "event_id": c.id}
+        for user_id, clicks in alone.items()
+        for c in rage_clicks_among(clicks)
+    ]
+    await _settle(conn, environment_id, {u: c for u, c in new.items() if u not in alone}, rage)
+
+
+def _apart(stored: tuple[int, int] | None, clicks: Sequence[Click]) -> bool:
+    """Whether no stored event time (within `stored`) is within MAX_GAP_US of a new click."""
+    if stored is None:
+        return True
+    first, last = stored
+    return (
+        last < min(c.time_us for c in clicks) - MAX_GAP_US
+        or first > max(c.time_us for c in clicks) + MAX_GAP_US
+    )
 
 
 @dataclass(slots=True)
@@ -105,9 +139,13 @@ class _Pending:
 
 
 async def _settle(
-    conn: AsyncConnection, environment_id: int, new: Mapping[int, list[Click]]
+    conn: AsyncConnection,
+    environment_id: int,
+    new: Mapping[int, list[Click]],
+    rage: list[dict[str, int]] | None = None,
 ) -> None:
-    """Recompute the bursts holding `new` clicks (by user) from the stored clicks around them.
+    """Recompute the bursts holding `new` clicks (by user) from the stored clicks around them,
+    and store their members (with the `rage` rows already known).
 
     One statement reads the stored clicks of every user's span; a user whose burst reaches
     the edge of what was read is read again, wider, in the next round.
@@ -121,7 +159,7 @@ async def _settle(
         for user_id, clicks in new.items()
         if clicks
     }
-    rage: list[dict[str, int]] = []
+    rage = list(rage or [])
     while pending:
         stored = await _clicks_between(conn, environment_id, pending)
         wider: dict[int, _Pending] = {}

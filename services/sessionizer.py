@@ -83,6 +83,8 @@ class Resequenced:
 
     assignments: dict[int, int] = field(default_factory=dict)  # new event id -> session id
     window_start: dict[int, int] = field(default_factory=dict)  # user id -> L
+    # user id -> the session rows of the window, as stored now (with their traits)
+    sessions: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 async def resequence(
@@ -266,6 +268,7 @@ async def _store(
             s["first_event_id"]: s for sid, s in t.sessions.items() if sid in t.window
         }
         claimed: set[int] = set()
+        written = result.sessions[t.user_id] = []
         for planned in t.planned:
             session_id = next(
                 (
@@ -281,6 +284,7 @@ async def _store(
                 session_id = row_ids.next()
             claimed.add(session_id)
             row = _session_row(environment_id, t.user_id, session_id, planned)
+            written.append(row)
             first = planned.first_event
             traits = _known_traits(planned, t.incoming.get(first.id), by_first_event.get(first.id))
             if traits is None:
