@@ -5,9 +5,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 MICROS = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 MINUTE_US = 60 * MICROS
 DAY_US = 24 * 60 * MINUTE_US
 MAX_USER_ID = 2**53 - 1
@@ -20,16 +22,14 @@ def now_us() -> int:
 
 def to_datetime(micros: int) -> datetime:
     """An aware UTC datetime from epoch microseconds."""
-    seconds, rest = divmod(micros, MICROS)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest)
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def to_micros(moment: datetime) -> int:
     """Epoch microseconds from a datetime; naive datetimes are taken as UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+    return (moment - EPOCH) // ONE_MICROSECOND
 
 
 def random_user_id() -> int:

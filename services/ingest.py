@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +42,7 @@ STORED_TEXT = {
     "properties": "properties",
     "context": "context",
 }
+DOCUMENTS = ("properties", "context")  # the event columns holding JSON
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class _Valid:
     identify_as: str | None
     row: dict[str, Any]
     traits: TraitSource | None
+    documents: dict[str, str]  # the row's JSON columns as JSON text
 
 
 def anonymous_id(value: Any) -> str:
@@ -162,14 +165,26 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         "received_us": received_us,
         "idempotency_key": idempotency_key,
     }
-    texts = [row[name] for name in STORED_TEXT]
-    if not limits.all_storable(key.value, identify_as, *texts):  # else find which one
-        storable(key.value, key.kind_field)
+    texts = [row[name] for name in STORED_TEXT if name not in DOCUMENTS]
+    documents = _documents(row)
+    if documents is None or not limits.all_storable(key.value, identify_as, *texts):
+        storable(key.value, key.kind_field)  # find which one, and say so
         storable(identify_as, "identity")
         for name, field_name in STORED_TEXT.items():
             storable(row[name], field_name)
+        documents = {name: orjson.dumps(row[name]).decode() for name in DOCUMENTS}
     traits = TraitSource(source, properties, context) if source != "SERVER" else None
-    return _Valid(index, key, identify_as, row, traits)
+    return _Valid(index, key, identify_as, row, traits, documents)
+
+
+def _documents(row: Mapping[str, Any]) -> dict[str, str] | None:
+    """The row's JSON columns encoded (once, outside the write transaction), or None when
+    one may hold text that cannot be stored (see `limits.all_storable`)."""
+    try:
+        documents = {name: orjson.dumps(row[name]).decode() for name in DOCUMENTS}
+    except orjson.JSONEncodeError:  # an unpaired surrogate
+        return None
+    return None if any("\\u0000" in text for text in documents.values()) else documents
 
 
 def _autocapture_url(properties: dict[str, Any], context: Mapping[str, Any]) -> None:
@@ -278,7 +293,7 @@ async def _store_events(
     for item in items:
         item.row["session_id"] = done.assignments[item.row["id"]]
     rows = [item.row for item in items]
-    await insert_rows(conn, E, rows)
+    await insert_rows(conn, E, [item.row | item.documents for item in items], encoded=True)
     await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
     await rage_clicks.update_rage_clicks(
         conn,
@@ -383,25 +398,40 @@ async def _drop_seen_keys(
     keyed = [i for i in items if i.row["idempotency_key"] is not None]
     if not keyed:
         return items
+    rows = [
+        {
+            "environment_id": environment_id,
+            "key": i.row["idempotency_key"],
+            "user_id": routes[i.key],
+            "event_id": i.row["id"],
+            "created_us": received_us,
+        }
+        for i in keyed
+    ]
     fresh: set[str] = set()
-    statement = insert_ignoring_duplicates(conn, K, ["environment_id", "key"]).returning(K.c.key)
-    for chunk in chunks(keyed):
-        rows = [
-            {
-                "environment_id": environment_id,
-                "key": i.row["idempotency_key"],
-                "user_id": routes[i.key],
-                "event_id": i.row["id"],
-                "created_us": received_us,
-            }
-            for i in chunk
-        ]
-        fresh.update((await conn.execute(statement, rows)).scalars())
+    if conn.dialect.name == "postgresql":  # concurrent writers: let the key's index decide
+        statement = insert_ignoring_duplicates(conn, K, ["environment_id", "key"]).returning(
+            K.c.key
+        )
+        for chunk in chunks(rows):
+            fresh.update((await conn.execute(statement, list(chunk))).scalars())
+    else:  # the single writer: no key can be stored between this read and the insert
+        taken: set[str] = set()
+        for chunk in chunks([row["key"] for row in rows]):
+            taken.update(await conn.scalars(_TAKEN_KEYS, {"env": environment_id, "keys": chunk}))
+        new = [row for row in rows if row["key"] not in taken]
+        await insert_rows(conn, K, new)
+        fresh = {row["key"] for row in new}
     kept = [
         i for i in items if i.row["idempotency_key"] is None or i.row["idempotency_key"] in fresh
     ]
     outcome.duplicates += len(items) - len(kept)
     return kept
+
+
+_TAKEN_KEYS = select(K.c.key).where(
+    K.c.environment_id == bindparam("env"), K.c.key.in_(bindparam("keys", expanding=True))
+)
 
 
 async def _seen_before(

@@ -20,13 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
 from services.clock import row_ids
 from services.sessionize import PlannedSession, TimelineEvent, sessionize
-from services.sql import chunks, keys_in
+from services.sql import chunks, insert_rows, keys_in
 from services.traits import (
     NO_TRAITS,
     SessionTraits,
@@ -305,42 +305,42 @@ async def _store(
         deletes += [{"b_user": t.user_id, "b_id": sid} for sid in t.window - claimed]
     await _fill_traits(conn, environment_id, needs_traits)
     if deletes:
-        await conn.execute(
-            delete(S).where(
-                S.c.environment_id == environment_id,
-                S.c.user_id == bindparam("b_user"),
-                S.c.id == bindparam("b_id"),
-            ),
-            deletes,
-        )
+        await conn.execute(_DELETE_SESSION, [{"b_env": environment_id, **d} for d in deletes])
     if updates:
-        columns = [c for c in updates[0] if c not in ("environment_id", "user_id", "id")]
         await conn.execute(
-            update(S)
-            .where(
-                S.c.environment_id == environment_id,
-                S.c.user_id == bindparam("b_user"),
-                S.c.id == bindparam("b_id"),
-            )
-            .values({c: bindparam(f"b_{c}") for c in columns}),
+            _UPDATE_SESSION,
             [
-                {"b_user": r["user_id"], "b_id": r["id"], **{f"b_{c}": r[c] for c in columns}}
+                {"b_env": environment_id, "b_user": r["user_id"], "b_id": r["id"]}
+                | {f"b_{c}": r[c] for c in UPDATED_COLUMNS}
                 for r in updates
             ],
         )
     if inserts:
-        await conn.execute(insert(S), inserts)
+        await insert_rows(conn, S, inserts)
     if moves:
-        await conn.execute(
-            update(E)
-            .where(
-                E.c.environment_id == environment_id,
-                E.c.user_id == bindparam("b_user"),
-                E.c.id == bindparam("b_id"),
-            )
-            .values(session_id=bindparam("b_session")),
-            moves,
-        )
+        await conn.execute(_MOVE_EVENT, [{"b_env": environment_id, **m} for m in moves])
+
+
+# The statements of `_store`, built once.
+UPDATED_COLUMNS = [c.name for c in S.columns if c.name not in ("environment_id", "user_id", "id")]
+_ONE_SESSION = (
+    S.c.environment_id == bindparam("b_env"),
+    S.c.user_id == bindparam("b_user"),
+    S.c.id == bindparam("b_id"),
+)
+_DELETE_SESSION = delete(S).where(*_ONE_SESSION)
+_UPDATE_SESSION = (
+    update(S).where(*_ONE_SESSION).values({c: bindparam(f"b_{c}") for c in UPDATED_COLUMNS})
+)
+_MOVE_EVENT = (
+    update(E)
+    .where(
+        E.c.environment_id == bindparam("b_env"),
+        E.c.user_id == bindparam("b_user"),
+        E.c.id == bindparam("b_id"),
+    )
+    .values(session_id=bindparam("b_session"))
+)
 
 
 def _known_traits(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -39,26 +40,36 @@ def keys_in(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> Any:
     return and_(*each, tuple_(*columns).in_(list(keys)))
 
 
-async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_rows(
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    encoded: bool = False,
+) -> None:
     """A plain INSERT of many rows (dicts with every column), at the driver's own speed.
 
     SQLAlchemy's executemany processes every parameter of every row in Python; for the bulk
     inserts of ingestion this writes the rows itself: one `executemany` of tuples on SQLite,
     one binary COPY on PostgreSQL (asyncpg's `copy_records_to_table`, inside the open
-    transaction). JSON columns are serialised here (orjson); no statement events fire.
+    transaction). JSON columns are serialised here (orjson), unless `encoded` says the rows
+    hold them as JSON text already; no statement events fire.
     """
     if not rows:
         return
     columns = list(table.columns)
     names = [column.name for column in columns]
-    documents = {i for i, column in enumerate(columns) if isinstance(column.type, JSON)}
-    records = [
-        tuple(
-            orjson.dumps(row[name]).decode() if i in documents else row[name]
-            for i, name in enumerate(names)
-        )
-        for row in rows
-    ]
+    values = itemgetter(*names)
+    documents = [i for i, column in enumerate(columns) if isinstance(column.type, JSON)]
+    if encoded or not documents:
+        records = [values(row) for row in rows]
+    else:
+        records = []
+        for row in rows:
+            record = list(values(row))
+            for i in documents:
+                record[i] = orjson.dumps(record[i]).decode()
+            records.append(tuple(record))
     if conn.dialect.name != "postgresql":
         marks = ", ".join("?" * len(names))
         await conn.exec_driver_sql(
