@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+import orjson
+from sqlalchemy import bindparam, case, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, Session, User, UserAlias
@@ -321,6 +322,13 @@ async def note_activity(
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
     if not spans:
         return
+    if conn.dialect.name == "postgresql":  # one statement for all users, of a fixed text
+        rows = [{"user_id": u, "first": lo, "last": hi} for u, (lo, hi) in spans.items()]
+        await conn.execute(
+            _NOTE_ACTIVITY_PG,
+            {"env": environment_id, "now": received_us, "rows": orjson.dumps(rows).decode()},
+        )
+        return
     now = received_us
     await conn.execute(
         _NOTE_ACTIVITY,
@@ -350,6 +358,19 @@ _NOTE_ACTIVITY = (
         ),
         has_events=True,
     )
+)
+# PostgreSQL runs an executemany row by row; this updates every user of a batch at once.
+_NOTE_ACTIVITY_PG = text(
+    """UPDATE users AS u SET
+  first_seen_us = CASE WHEN u.has_events AND u.first_seen_us < v.first
+    THEN u.first_seen_us ELSE v.first END,
+  last_seen_us = CASE WHEN u.has_events AND u.last_seen_us > v.last
+    THEN u.last_seen_us ELSE v.last END,
+  activity_us = CASE WHEN u.has_events AND u.last_seen_us >= v.last
+    THEN u.activity_us ELSE :now END,
+  has_events = true
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, first bigint, last bigint)
+WHERE u.environment_id = :env AND u.user_id = v.user_id"""
 )
 
 
@@ -427,20 +448,35 @@ async def refresh_initial_properties(
         rows = await conn.execute(select(earliest).where(earliest.c.rank == 1))
         by_user = {row["user_id"]: row for row in rows.mappings()}
         earliest_of |= {user: by_user.get(user) for user in chunk}
-    if earliest_of:
+    if not earliest_of:
+        return
+    if conn.dialect.name == "postgresql":
+        rows = [
+            {"user_id": u, "props": initial_properties(session)}
+            for u, session in earliest_of.items()
+        ]
         await conn.execute(
-            _SET_AUTOCAPTURED,
-            [
-                {"b_env": environment_id, "b_user": u, "b_props": initial_properties(session)}
-                for u, session in earliest_of.items()
-            ],
+            _SET_AUTOCAPTURED_PG, {"env": environment_id, "rows": orjson.dumps(rows).decode()}
         )
+        return
+    await conn.execute(
+        _SET_AUTOCAPTURED,
+        [
+            {"b_env": environment_id, "b_user": u, "b_props": initial_properties(session)}
+            for u, session in earliest_of.items()
+        ],
+    )
 
 
 _SET_AUTOCAPTURED = (
     update(U)
     .where(U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user"))
     .values(autocaptured=bindparam("b_props"))
+)
+_SET_AUTOCAPTURED_PG = text(
+    """UPDATE users AS u SET autocaptured = v.props
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, props jsonb)
+WHERE u.environment_id = :env AND u.user_id = v.user_id"""
 )
 
 
