@@ -124,7 +124,7 @@ def segment_body(items: Sequence[TrackItem], run: str) -> dict[str, Any]:
 
 
 def _url_properties(item: TrackItem) -> dict[str, Any]:
-    return split_url((item.context or {}).get("url"))
+    return dict(split_url((item.context or {}).get("url")))
 
 
 @dataclass(frozen=True, slots=True)

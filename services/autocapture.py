@@ -10,6 +10,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
 import ua_parser
@@ -130,9 +131,26 @@ def _device_type(
 _UTM_KEYS = ("source", "medium", "campaign", "term", "content")
 
 
-def split_url(url: str | None) -> dict[str, str]:
-    """The non-empty `domain`, `path`, `query` and `hash` of a URL; {} when it cannot be read."""
-    if not isinstance(url, str) or not url.strip():
+def split_url(url: str | None) -> Mapping[str, str]:
+    """The non-empty `domain`, `path`, `query` and `hash` of a URL; {} when it cannot be read.
+
+    Read-only: the answers are cached, since the same pages come back with every visit.
+    """
+    if not isinstance(url, str):
+        return _NOTHING
+    return _split_url(url)
+
+
+_NOTHING: Mapping[str, str] = MappingProxyType({})
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_url(url: str) -> Mapping[str, str]:
+    return MappingProxyType(_read_url(url))
+
+
+def _read_url(url: str) -> dict[str, str]:
+    if not url.strip():
         return {}
     url = url.strip()
     try:
