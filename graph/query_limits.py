@@ -53,6 +53,7 @@ PAGE_ARGUMENTS = ("first", "limit")
 # No list serves more than this per page (the resolvers refuse more, naming the bound).
 LARGEST_PAGE = 500
 MAX_WALK = 100_000  # field visits while estimating; a document needing more is refused
+CONTAINERS = (list, dict)  # what `longest_list` walks into
 
 
 def too_complex(message: str, **extensions: Any) -> GraphQLError:
@@ -254,12 +255,28 @@ def listed_nodes(
     return total
 
 
+def _holds_long_list(variables: Any) -> bool:
+    """Whether a list in the variables is longer than MAX_LIST_ITEMS (only containers walked)."""
+    pending = [variables]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                return True
+            pending += [item for item in value if isinstance(item, CONTAINERS)]
+        elif isinstance(value, dict):
+            pending += [item for item in value.values() if isinstance(item, CONTAINERS)]
+    return False
+
+
 def longest_list(variables: Any) -> tuple[str, int] | None:
     """The path and length of the first list longer than MAX_LIST_ITEMS in the variables.
 
-    Paths are spelled only for the list found: a 500-event batch is walked without building
-    a string per value.
+    Variables without one (nearly all) are walked once, without paths; paths are spelled only
+    for the list found.
     """
+    if not _holds_long_list(variables):
+        return None
     pending: list[tuple[Any, Any]] = [(variables, ())]
     while pending:
         value, where = pending.pop()
