@@ -308,10 +308,12 @@ async def _store_events(
     await identities.note_activity(
         conn, environment_id=environment_id, spans=spans, received_us=received_us
     )
+    # The earliest client session, which Initial properties come from, changes only where the
+    # recomputed window holds a client session (a removed one's events land in another).
     stale = [
         user
-        for user, (first_us, _, had_events) in before.items()
-        if not had_events or done.window_start[user] <= first_us
+        for user, (*_, had_events) in before.items()
+        if not had_events or any(s["origin"] == "CLIENT" for s in done.sessions[user])
     ]
     await identities.refresh_initial_properties(
         conn,

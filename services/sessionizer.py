@@ -79,10 +79,9 @@ class _Timeline:
 
 @dataclass(slots=True)
 class Resequenced:
-    """What changed: session ids of the new events, and each user's window start."""
+    """What changed: session ids of the new events, and each user's recomputed sessions."""
 
     assignments: dict[int, int] = field(default_factory=dict)  # new event id -> session id
-    window_start: dict[int, int] = field(default_factory=dict)  # user id -> L
     # user id -> the session rows of the window, as stored now (with their traits)
     sessions: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -259,7 +258,6 @@ async def _store(
     moves: list[dict[str, Any]] = []
     needs_traits: list[tuple[dict[str, Any], int]] = []
     for t in timelines:
-        result.window_start[t.user_id] = t.left
         stored_of = {eid: sid for eid, (_, sid) in t.events.items()}
         for item in t.incoming.values():
             if item.stored_session_id is not None:

@@ -95,3 +95,38 @@ async def test_written_initial_properties_equal_a_full_recomputation(
 
     await db.write(recompute)
     assert written == await autocaptured()
+
+
+def _event(at_minutes: int, source: str) -> TrackItem:
+    context = {"userAgent": AGENTS["chrome"], "url": LANDINGS[at_minutes % 3]}
+    return TrackItem(
+        event="pageview",
+        user_id="78",
+        source=source,
+        timestamp=BASE + timedelta(minutes=at_minutes),
+        context=context if source == "WEB" else {},
+    )
+
+
+async def test_a_later_batch_can_bring_the_earliest_client_session(db: Database) -> None:
+    """Server events first, then a client session after them, then an earlier client session
+    between the two: each later batch changes the user's earliest client session."""
+    environment_id = (await environments.ensure(db, name=f"init-{secrets.token_hex(4)}")).id
+
+    async def initial_landing() -> object:
+        async with db.read() as conn:
+            props = await conn.scalar(
+                select(U.c.autocaptured).where(
+                    U.c.environment_id == environment_id, U.c.user_id == 78
+                )
+            )
+        return props.get("Initial Landing Page")
+
+    for batch, landing in (
+        ([_event(0, "SERVER"), _event(1, "SERVER")], None),
+        ([_event(600, "WEB")], LANDINGS[600 % 3]),
+        ([_event(301, "WEB")], LANDINGS[301 % 3]),
+    ):
+        outcome = await ingest.track(db, environment_id=environment_id, items=batch)
+        assert not outcome.problems
+        assert await initial_landing() == landing
