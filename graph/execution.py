@@ -31,6 +31,7 @@ from graphql.execution.executor import invalid_return_type_error, to_nodes
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE as CAST
 
 from graph.field_plans import CONVERT, LEAF, LIST, OBJECT, Completion, Planner, Step
 
@@ -407,7 +408,11 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
             return None
         object_type: GraphQLObjectType = completion.object_type  # type: ignore[assignment]
         check = completion.type_check
-        if check is not None and not check(value, None):
+        if (
+            check is not None
+            and not (type(value) is completion.own_class and CAST not in value.__dict__)
+            and not check(value, None)
+        ):
             raise invalid_return_type_error(object_type, value, step.details)
         # collect_and_execute_subfields, with the collected subfields kept on the step.
         grouped, new_defer_usages, steps = step.subfields or self._subfields(step, object_type)
@@ -437,7 +442,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         is_leaf = item.kind == LEAF
         if not is_leaf:  # as _complete_object does for each item
             object_type: GraphQLObjectType = item.object_type  # type: ignore[assignment]
-            check = item.type_check
+            check, own_class = item.type_check, item.own_class
             grouped, new_defer_usages, steps = self._subfields(step, object_type)
             # An edge of a connection, `edges { node { ... } }`: its one field read here.
             edge = steps[0] if steps is not None and len(steps) == 1 else None
@@ -465,7 +470,11 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
                         self._null_or_error(item, step, parent_type, value)
                         append(None)
                         continue
-                    if check is not None and not check(value, None):
+                    if (
+                        check is not None
+                        and not (type(value) is own_class and CAST not in value.__dict__)
+                        and not check(value, None)
+                    ):
                         raise invalid_return_type_error(object_type, value, details)
                     if edge is not None:  # _execute_steps for a single object read
                         node = self._execute_object_read(edge, object_type, value, item_path)

@@ -37,6 +37,7 @@ from strawberry.relay import GlobalID
 from strawberry.scalars import is_scalar
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry.types.field import StrawberryField
 
 BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
@@ -56,6 +57,22 @@ def _is_strawberry_type_check(is_type_of: Any) -> bool:
     )
 
 
+def _own_class(object_type: GraphQLObjectType) -> type | None:
+    """The Python class of a Strawberry object type, when its instances keep their attributes
+    in a `__dict__` and the class sets no type cast: Strawberry's `is_type_of` then accepts
+    any instance of exactly that class whose `__dict__` holds no cast (`strawberry.cast`)."""
+    definition = object_type.extensions.get(BACKREF)
+    origin = getattr(definition, "origin", None)
+    if (
+        not isinstance(origin, type)
+        or origin.__dictoffset__ == 0
+        or hasattr(origin, TYPE_CAST_ATTRIBUTE)
+        or any("__getattr__" in vars(base) for base in origin.__mro__[:-1])
+    ):
+        return None
+    return origin
+
+
 def _streamed(details: FieldDetailsList) -> bool:
     return any(
         directive.name.value == "stream"
@@ -67,7 +84,16 @@ def _streamed(details: FieldDetailsList) -> bool:
 class Completion:
     """How to complete a value of one output type (non-null wrapping included)."""
 
-    __slots__ = ("kind", "non_null", "coerce", "leaf_type", "object_type", "type_check", "item")
+    __slots__ = (
+        "kind",
+        "non_null",
+        "coerce",
+        "leaf_type",
+        "object_type",
+        "type_check",
+        "own_class",
+        "item",
+    )
 
     def __init__(
         self, return_type: GraphQLOutputType, details: FieldDetailsList, *, nested: bool = False
@@ -79,6 +105,8 @@ class Completion:
         self.leaf_type: Any = None
         self.object_type: GraphQLObjectType | None = None
         self.type_check: Callable[[Any, Any], Any] | None = None
+        # The class whose uncast instances `type_check` accepts without being asked.
+        self.own_class: type | None = None
         self.item: Completion | None = None
         if is_leaf_type(inner):
             self.kind, self.leaf_type, self.coerce = LEAF, inner, inner.coerce_output_value
@@ -86,6 +114,8 @@ class Completion:
             check = inner.is_type_of
             if check is None or _is_strawberry_type_check(check):
                 self.kind, self.object_type, self.type_check = OBJECT, inner, check
+                if check is not None:
+                    self.own_class = _own_class(inner)
         elif is_list_type(inner) and not nested and not _streamed(details):
             item = Completion(inner.of_type, details, nested=True)
             if item.kind in (LEAF, OBJECT):

@@ -180,8 +180,9 @@ class Session(Node):
 
     def _events(self, rows: list[Any], first: int) -> EventConnection:
         shown, has_next, end = cut_rows(rows, first, "ec", lambda r: (r.time_us, r.id))
+        edge, event = EventEdge.of, Event.from_row
         return EventConnection(
-            edges=[EventEdge(node=Event.from_row(row)) for row in shown],
+            edges=[edge(event(row)) for row in shown],
             page_info=page_info(has_next, end),
             total_count=self.row.event_count,
         )

@@ -169,6 +169,7 @@ class Database:
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 **common,
             )
+            event.listen(self.engine.sync_engine, "connect", json_codecs)
             self.write_engine = self.engine
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         database = make_url(self.url).database
@@ -307,6 +308,48 @@ class Checkpointer:
 def _log_failure(done: asyncio.Future[None]) -> None:
     if not done.cancelled() and done.exception() is not None:
         log.warning("WAL checkpoint failed: %s", done.exception())
+
+
+# The version byte PostgreSQL puts before a jsonb value in binary format.
+JSONB_VERSION = b"\x01"
+
+
+def _decode_json(value: bytes) -> Any:
+    return orjson.loads(value)
+
+
+def _decode_jsonb(value: bytes) -> Any:
+    return orjson.loads(value[1:])
+
+
+def _encode_json(text: str) -> bytes:
+    return text.encode()
+
+
+def _encode_jsonb(text: str) -> bytes:
+    return JSONB_VERSION + text.encode()
+
+
+def json_codecs(dbapi_connection: Any, _record: Any = None) -> None:
+    """On a new asyncpg connection (an engine "connect" listener): json and jsonb values
+    decoded by orjson from the bytes the server sends.
+
+    SQLAlchemy's own codecs decode those bytes to a str first, then parse it: the same
+    values, a third slower (a page of events reads a jsonb value per row). Writes are
+    unchanged: the SQL layer serialises values to text, sent as is (jsonb: after its
+    version byte).
+    """
+
+    async def register(driver_connection: Any) -> None:
+        for name, encoder, decoder in (
+            ("json", _encode_json, _decode_json),
+            ("jsonb", _encode_jsonb, _decode_jsonb),
+        ):
+            await driver_connection.set_type_codec(
+                name, encoder=encoder, decoder=decoder, schema="pg_catalog", format="binary"
+            )
+
+    dbapi_connection.run_async(register)
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str, autocheckpoint: bool = True) -> None:

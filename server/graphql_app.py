@@ -47,7 +47,10 @@ FORBIDDEN = "FORBIDDEN"
 # orjson writes the floats `json.dumps` writes as 1e-05 .. 9.9e-05 in plain notation, and
 # pads no single-digit negative exponent (1e-7, not 1e-07): such output is left to json.dumps.
 PLAIN_SMALL_FLOAT = b"0.0000"
-SHORT_EXPONENT = re.compile(rb"(?<=[0-9])e-[0-9](?![0-9])")
+# Starts with a literal, so that the search skips ahead (a lookbehind first tried every byte
+# of the response); the digit before the `e` is checked per match.
+SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
+DIGITS = b"0123456789"
 # What orjson would encode and `json.dumps` refuses (TypeError): left to json.dumps too.
 PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 ASCII_ESCAPES = "usertrail-json-ascii"
@@ -71,7 +74,12 @@ codecs.register_error(ASCII_ESCAPES, _escape_non_ascii)
 
 
 def _float_written_otherwise(encoded: bytes) -> bool:
-    return encoded.find(PLAIN_SMALL_FLOAT) != -1 or SHORT_EXPONENT.search(encoded) is not None
+    if encoded.find(PLAIN_SMALL_FLOAT) != -1:
+        return True
+    return any(  # matches cannot overlap: every place the exponent could be is seen
+        match.start() and encoded[match.start() - 1] in DIGITS
+        for match in SHORT_EXPONENT.finditer(encoded)
+    )
 
 
 def encode_json(data: object) -> bytes | str:
