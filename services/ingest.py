@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import bindparam, select
@@ -20,6 +21,7 @@ from models.db import Database
 from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
 from services.autocapture import split_url
+from services.batching import GroupWriter
 from services.clock import now_us, row_ids
 from services.errors import Conflict, InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
@@ -88,6 +90,17 @@ class _Valid:
     row: dict[str, Any]
     traits: TraitSource | None
     documents: dict[str, str]  # the row's JSON columns as JSON text
+    outcome: Outcome = field(default_factory=Outcome)  # its request's, in the write
+
+
+@dataclass(slots=True)
+class _TrackRequest:
+    """A `track` call's valid items, and what was said of the others, waiting to be written."""
+
+    items: list[_Valid]
+    repeated: int
+    problems: list[Problem]
+    received_us: int
 
 
 def anonymous_id(value: Any) -> str:
@@ -226,14 +239,11 @@ async def track(
             first_with_key[key] = item
         unique.append(item)
 
-    async def work(conn: AsyncConnection) -> Outcome:
-        outcome = Outcome(duplicates=repeated, problems=list(problems))
-        for item in unique:  # fresh ids per attempt: a retry after a key collision draws anew
-            item.row["id"] = row_ids.next()
-        await _store_events(conn, environment_id, unique, received, outcome)
-        return outcome
-
-    outcome = await db.write(work) if unique else Outcome(duplicates=repeated, problems=problems)
+    if unique:
+        request = _TrackRequest(unique, repeated, problems, received)
+        outcome = await _writer(db, environment_id).submit(request, len(unique))
+    else:
+        outcome = Outcome(duplicates=repeated, problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     telemetry.record_ingestion(
         environment_id,
@@ -244,13 +254,44 @@ async def track(
     return outcome
 
 
+# Per database and environment: concurrent `track` calls are written together.
+_WRITERS: WeakKeyDictionary[Database, dict[int, GroupWriter[_TrackRequest, Outcome]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _writer(db: Database, environment_id: int) -> GroupWriter[_TrackRequest, Outcome]:
+    writers = _WRITERS.setdefault(db, {})
+    if environment_id not in writers:
+
+        async def run(conn: AsyncConnection, requests: Sequence[_TrackRequest]) -> list[Outcome]:
+            return await _store_requests(conn, environment_id, requests)
+
+        writers[environment_id] = GroupWriter(db, run)
+    return writers[environment_id]
+
+
+async def _store_requests(
+    conn: AsyncConnection, environment_id: int, requests: Sequence[_TrackRequest]
+) -> list[Outcome]:
+    """Store the items of several `track` calls together; an Outcome per call."""
+    outcomes: list[Outcome] = []
+    items: list[_Valid] = []
+    for request in requests:
+        outcome = Outcome(duplicates=request.repeated, problems=list(request.problems))
+        outcomes.append(outcome)
+        for item in request.items:  # fresh ids per attempt: a retry after a collision draws anew
+            item.row["id"] = row_ids.next()
+            item.outcome = outcome
+        items += request.items
+    await _store_events(conn, environment_id, items, max(r.received_us for r in requests))
+    return outcomes
+
+
 async def _store_events(
-    conn: AsyncConnection,
-    environment_id: int,
-    items: list[_Valid],
-    received_us: int,
-    outcome: Outcome,
+    conn: AsyncConnection, environment_id: int, items: list[_Valid], received_us: int
 ) -> None:
+    """Store valid items (each counted in its `outcome`) in the open write transaction."""
     identify_keys = {UserKey("identity", i.identify_as) for i in items if i.identify_as}
     keys = {i.key for i in items}
     routes = await identities.resolve(
@@ -260,8 +301,8 @@ async def _store_events(
         now_us=received_us,
         create=keys,
     )
-    await _identify_items(conn, environment_id, items, routes, received_us, outcome)
-    items = await _drop_seen_keys(conn, environment_id, items, routes, received_us, outcome)
+    await _identify_items(conn, environment_id, items, routes, received_us)
+    items = await _drop_seen_keys(conn, environment_id, items, routes, received_us)
     by_user: dict[int, list[_Valid]] = defaultdict(list)
     for item in items:
         item.row["user_id"] = routes[item.key]
@@ -321,9 +362,9 @@ async def _store_events(
         user_ids=stale,
         known={user: done.sessions[user] for user, (*_, had) in before.items() if not had},
     )
-    outcome.accepted += len(items)
     for item in items:
-        outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
+        item.outcome.accepted += 1
+        item.outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
 
 
 async def _identify_items(
@@ -332,7 +373,6 @@ async def _identify_items(
     items: list[_Valid],
     routes: dict[UserKey, int],
     received_us: int,
-    outcome: Outcome,
 ) -> None:
     """Identify the users of items sent with both ids (client logins), as `identify` would one
     item at a time: the first identification of an anonymous user with an unused identity
@@ -380,7 +420,7 @@ async def _identify_items(
                 now_us=received_us,
             )
         except UsertrailError as error:
-            outcome.problems.append(error.problem.at(item.index))
+            item.outcome.problems.append(error.problem.at(item.index))
             continue
         for key, user in list(routes.items()):  # a merge re-routes every key of the old user
             if user == routes[item.key]:
@@ -394,12 +434,16 @@ async def _drop_seen_keys(
     items: list[_Valid],
     routes: Mapping[UserKey, int],
     received_us: int,
-    outcome: Outcome,
 ) -> list[_Valid]:
-    """Record idempotency keys; items whose key was seen before count as duplicates."""
-    keyed = [i for i in items if i.row["idempotency_key"] is not None]
-    if not keyed:
+    """Record idempotency keys; items whose key was seen before (stored, or earlier in
+    `items`: merged calls may share one) count as duplicates."""
+    first: dict[str, _Valid] = {}
+    for item in items:
+        if item.row["idempotency_key"] is not None:
+            first.setdefault(item.row["idempotency_key"], item)
+    if not first:
         return items
+    keyed = list(first.values())
     rows = [
         {
             "environment_id": environment_id,
@@ -424,10 +468,13 @@ async def _drop_seen_keys(
         new = [row for row in rows if row["key"] not in taken]
         await insert_rows(conn, K, new)
         fresh = {row["key"] for row in new}
-    kept = [
-        i for i in items if i.row["idempotency_key"] is None or i.row["idempotency_key"] in fresh
-    ]
-    outcome.duplicates += len(items) - len(kept)
+    kept: list[_Valid] = []
+    for item in items:
+        key = item.row["idempotency_key"]
+        if key is None or (key in fresh and first[key] is item):
+            kept.append(item)
+        else:
+            item.outcome.duplicates += 1
     return kept
 
 

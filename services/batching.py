@@ -1,0 +1,105 @@
+"""Group commit: concurrent requests of one kind written together, in one transaction.
+
+A write transaction has a cost of its own (BEGIN, COMMIT writing the pages it touched, one
+round of statements however many rows they carry): on SQLite, a batch of 1,000 events costs
+about a third less per event than two batches of 500. While one write runs, requests that
+arrive queue up; when it ends, the next write takes all of them at once. The first request
+waits for nobody: merging happens only where requests would have waited for the lock anyway.
+
+Only SQLite merges: it has a single writer, so requests wait for each other there anyway.
+PostgreSQL writes run concurrently (they serialise per user, services/locks.py), and are
+faster so. Each request keeps its own result. If a merged write fails for a reason other than an
+unreachable database, its requests are written again one by one, so that a request whose
+data a bug trips on fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.db import Database, DatabaseUnavailable
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+# Items one merged write takes at most (a request is never split).
+MAX_ITEMS = 4000
+
+Run = Callable[[AsyncConnection, Sequence[R]], Awaitable[list[T]]]
+
+
+@dataclass(slots=True)
+class _Waiting(Generic[R, T]):
+    request: R
+    size: int
+    answer: asyncio.Future[T] = field(default_factory=asyncio.Future)
+
+
+class GroupWriter(Generic[R, T]):
+    """Writes requests through `run(conn, requests) -> one result per request`, merging the
+    requests that arrive while a write is running. `run` may run several times (retries)."""
+
+    def __init__(self, db: Database, run: Run[R, T], *, max_items: int = MAX_ITEMS):
+        self.db = db
+        self.run = run
+        self.max_items = max_items
+        self._queue: list[_Waiting[R, T]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def submit(self, request: R, size: int) -> T:
+        """The result of writing `request` (of `size` items), alone or with others."""
+        if not self.db.is_sqlite:
+            results = await self.db.write(lambda conn: self.run(conn, [request]))
+            return results[0]
+        waiting: _Waiting[R, T] = _Waiting(request, size)
+        self._queue.append(waiting)
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        return await waiting.answer
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                taken = self._take()
+                await self._write(taken)
+        finally:
+            self._draining = None
+
+    def _take(self) -> list[_Waiting[R, T]]:
+        taken = [self._queue.pop(0)]
+        items = taken[0].size
+        while self._queue and items + self._queue[0].size <= self.max_items:
+            items += self._queue[0].size
+            taken.append(self._queue.pop(0))
+        return taken
+
+    async def _write(self, taken: list[_Waiting[R, T]]) -> None:
+        requests = [w.request for w in taken]
+        try:
+            results = await self.db.write(lambda conn: self.run(conn, requests))
+        except Exception as error:  # noqa: BLE001 -- handed to the requests' callers
+            if len(taken) == 1 or isinstance(error, DatabaseUnavailable):
+                for waiting in taken:
+                    _settle(waiting, error=error)
+                return
+            for waiting in taken:  # one by one: only a request that fails alone fails
+                await self._write([waiting])
+            return
+        for waiting, result in zip(taken, results, strict=True):
+            _settle(waiting, result=result)
+
+
+def _settle(
+    waiting: _Waiting[R, T], *, result: T | None = None, error: BaseException | None = None
+) -> None:
+    if waiting.answer.done():  # its caller went away (a cancelled request)
+        return
+    if error is not None:
+        waiting.answer.set_exception(error)
+    else:
+        waiting.answer.set_result(result)  # type: ignore[arg-type]
