@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,29 +34,34 @@ Run = Callable[[AsyncConnection, Sequence[R]], Awaitable[list[T]]]
 
 
 @dataclass(slots=True)
-class _Waiting(Generic[R, T]):
-    request: R
+class _Waiting:
+    run: Run[Any, Any]
+    request: Any
     size: int
-    answer: asyncio.Future[T] = field(default_factory=asyncio.Future)
+    answer: asyncio.Future[Any] = field(default_factory=asyncio.Future)
 
 
-class GroupWriter(Generic[R, T]):
-    """Writes requests through `run(conn, requests) -> one result per request`, merging the
-    requests that arrive while a write is running. `run` may run several times (retries)."""
+class GroupWriter:
+    """Writes requests, merging those that arrive while a write is running.
 
-    def __init__(self, db: Database, run: Run[R, T], *, max_items: int = MAX_ITEMS):
+    A request comes with its `run(conn, requests) -> one result per request`; a merged write
+    calls each run once with its requests, in the order the runs first arrived (requests of
+    concurrent callers: any order is one they could have had). A run may run several times
+    (retries) and must draw anything random inside.
+    """
+
+    def __init__(self, db: Database, *, max_items: int = MAX_ITEMS):
         self.db = db
-        self.run = run
         self.max_items = max_items
-        self._queue: list[_Waiting[R, T]] = []
+        self._queue: list[_Waiting] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def submit(self, request: R, size: int) -> T:
-        """The result of writing `request` (of `size` items), alone or with others."""
+    async def submit(self, run: Run[R, T], request: R, size: int) -> T:
+        """The result of writing `request` (of `size` items) by `run`, alone or with others."""
         if not self.db.is_sqlite:
-            results = await self.db.write(lambda conn: self.run(conn, [request]))
+            results = await self.db.write(lambda conn: run(conn, [request]))
             return results[0]
-        waiting: _Waiting[R, T] = _Waiting(request, size)
+        waiting = _Waiting(run, request, size)
         self._queue.append(waiting)
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain())
@@ -70,7 +75,7 @@ class GroupWriter(Generic[R, T]):
         finally:
             self._draining = None
 
-    def _take(self) -> list[_Waiting[R, T]]:
+    def _take(self) -> list[_Waiting]:
         taken = [self._queue.pop(0)]
         items = taken[0].size
         while self._queue and items + self._queue[0].size <= self.max_items:
@@ -78,10 +83,9 @@ class GroupWriter(Generic[R, T]):
             taken.append(self._queue.pop(0))
         return taken
 
-    async def _write(self, taken: list[_Waiting[R, T]]) -> None:
-        requests = [w.request for w in taken]
+    async def _write(self, taken: list[_Waiting]) -> None:
         try:
-            results = await self.db.write(lambda conn: self.run(conn, requests))
+            results = await self.db.write(lambda conn: _run_all(conn, taken))
         except Exception as error:  # noqa: BLE001 -- handed to the requests' callers
             if len(taken) == 1 or isinstance(error, DatabaseUnavailable):
                 for waiting in taken:
@@ -94,12 +98,30 @@ class GroupWriter(Generic[R, T]):
             _settle(waiting, result=result)
 
 
-def _settle(
-    waiting: _Waiting[R, T], *, result: T | None = None, error: BaseException | None = None
-) -> None:
+async def _run_all(conn: AsyncConnection, taken: list[_Waiting]) -> list[Any]:
+    """Each run once, with its requests; the results in the order of `taken`."""
+    by_run: dict[Run[Any, Any], list[int]] = {}
+    for number, waiting in enumerate(taken):
+        by_run.setdefault(waiting.run, []).append(number)
+    results: list[Any] = [None] * len(taken)
+    for run, numbers in by_run.items():
+        answers = await run(conn, [taken[n].request for n in numbers])
+        for number, answer in zip(numbers, answers, strict=True):
+            results[number] = answer
+    return results
+
+
+async def one_by_one(
+    conn: AsyncConnection, works: Sequence[Callable[[AsyncConnection], Awaitable[T]]]
+) -> list[T]:
+    """A run for requests that are write functions (`work(conn)`), called in order."""
+    return [await work(conn) for work in works]
+
+
+def _settle(waiting: _Waiting, *, result: Any = None, error: BaseException | None = None) -> None:
     if waiting.answer.done():  # its caller went away (a cancelled request)
         return
     if error is not None:
         waiting.answer.set_exception(error)
     else:
-        waiting.answer.set_result(result)  # type: ignore[arg-type]
+        waiting.answer.set_result(result)

@@ -21,7 +21,7 @@ from models.db import Database
 from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
 from services.autocapture import split_url
-from services.batching import GroupWriter
+from services.batching import GroupWriter, one_by_one
 from services.clock import now_us, row_ids
 from services.errors import Conflict, InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
@@ -97,6 +97,7 @@ class _Valid:
 class _TrackRequest:
     """A `track` call's valid items, and what was said of the others, waiting to be written."""
 
+    environment_id: int
     items: list[_Valid]
     repeated: int
     problems: list[Problem]
@@ -240,8 +241,8 @@ async def track(
         unique.append(item)
 
     if unique:
-        request = _TrackRequest(unique, repeated, problems, received)
-        outcome = await _writer(db, environment_id).submit(request, len(unique))
+        request = _TrackRequest(environment_id, unique, repeated, problems, received)
+        outcome = await _writer(db, environment_id).submit(_store_requests, request, len(unique))
     else:
         outcome = Outcome(duplicates=repeated, problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
@@ -254,27 +255,23 @@ async def track(
     return outcome
 
 
-# Per database and environment: concurrent `track` calls are written together.
-_WRITERS: WeakKeyDictionary[Database, dict[int, GroupWriter[_TrackRequest, Outcome]]] = (
-    WeakKeyDictionary()
-)
+# Per database and environment: concurrent ingestion calls are written together (SQLite).
+_WRITERS: WeakKeyDictionary[Database, dict[int, GroupWriter]] = WeakKeyDictionary()
 
 
-def _writer(db: Database, environment_id: int) -> GroupWriter[_TrackRequest, Outcome]:
+def _writer(db: Database, environment_id: int) -> GroupWriter:
     writers = _WRITERS.setdefault(db, {})
     if environment_id not in writers:
-
-        async def run(conn: AsyncConnection, requests: Sequence[_TrackRequest]) -> list[Outcome]:
-            return await _store_requests(conn, environment_id, requests)
-
-        writers[environment_id] = GroupWriter(db, run)
+        writers[environment_id] = GroupWriter(db)
     return writers[environment_id]
 
 
 async def _store_requests(
-    conn: AsyncConnection, environment_id: int, requests: Sequence[_TrackRequest]
+    conn: AsyncConnection, requests: Sequence[_TrackRequest]
 ) -> list[Outcome]:
-    """Store the items of several `track` calls together; an Outcome per call."""
+    """Store the items of several `track` calls (of one environment) together; an Outcome
+    per call."""
+    environment_id = requests[0].environment_id
     outcomes: list[Outcome] = []
     items: list[_Valid] = []
     for request in requests:
@@ -532,7 +529,9 @@ async def add_user_properties(
             outcome.accepted += 1
         return outcome
 
-    return await db.write(work) if valid else Outcome(problems=problems)
+    if not valid:
+        return Outcome(problems=problems)
+    return await _writer(db, environment_id).submit(one_by_one, work, len(valid))
 
 
 async def identify(
@@ -632,7 +631,9 @@ async def link_anonymous_ids(
                 outcome.users[index] = user
         return outcome
 
-    outcome = await db.write(work) if valid else Outcome(problems=problems)
+    if not valid:
+        return Outcome(problems=problems)
+    outcome = await _writer(db, environment_id).submit(one_by_one, work, len(valid))
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     return outcome
 

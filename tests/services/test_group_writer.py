@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.db import Database
 from services import environments, ingest
-from services.batching import GroupWriter
+from services.batching import GroupWriter, Run
 from services.ingest import TrackItem
 from tests.factories import BASE
 
@@ -25,9 +25,7 @@ def sqlite_only(db: Database) -> None:
         pytest.skip("only SQLite merges writes (PostgreSQL writes run concurrently)")
 
 
-async def test_requests_arriving_during_a_write_are_merged(
-    db: Database, sqlite_only: None
-) -> None:
+async def test_requests_arriving_during_a_write_are_merged(db: Database, sqlite_only: None) -> None:
     batches: list[list[str]] = []
     release = asyncio.Event()
 
@@ -38,10 +36,10 @@ async def test_requests_arriving_during_a_write_are_merged(
         await conn.execute(text("SELECT 1"))
         return [r.upper() for r in requests]
 
-    writer: GroupWriter[str, str] = GroupWriter(db, run)
-    first = asyncio.create_task(writer.submit("a", 1))
+    writer: GroupWriter = GroupWriter(db)
+    first = asyncio.create_task(writer.submit(run, "a", 1))
     await asyncio.sleep(0.01)
-    rest = [asyncio.create_task(writer.submit(name, 1)) for name in "bcd"]
+    rest = [asyncio.create_task(writer.submit(run, name, 1)) for name in "bcd"]
     await asyncio.sleep(0.01)
     release.set()
     assert await first == "A"
@@ -56,8 +54,8 @@ async def test_a_merged_write_is_bounded_in_items(db: Database, sqlite_only: Non
         batches.append(list(requests))
         return list(requests)
 
-    writer: GroupWriter[int, int] = GroupWriter(db, run, max_items=5)
-    assert await asyncio.gather(*(writer.submit(n, 2) for n in range(5))) == list(range(5))
+    writer: GroupWriter = GroupWriter(db, max_items=5)
+    assert await asyncio.gather(*(writer.submit(run, n, 2) for n in range(5))) == list(range(5))
     assert all(len(batch) * 2 <= 5 for batch in batches)
     assert sum(batches, []) == list(range(5))
 
@@ -69,9 +67,9 @@ async def test_a_failing_request_fails_alone(db: Database, sqlite_only: None) ->
             raise ValueError("poison")
         return list(requests)
 
-    writer: GroupWriter[str, str] = GroupWriter(db, run)
+    writer: GroupWriter = GroupWriter(db)
     answers = await asyncio.gather(
-        *(writer.submit(name, 1) for name in ("x", "y", "poison", "z")), return_exceptions=True
+        *(writer.submit(run, name, 1) for name in ("x", "y", "poison", "z")), return_exceptions=True
     )
     assert answers[:2] == ["x", "y"] and answers[3] == "z"
     assert isinstance(answers[2], ValueError)
@@ -86,11 +84,11 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
         await release.wait()
         return list(requests)
 
-    writer: GroupWriter[str, str] = GroupWriter(db, run)
-    first = asyncio.create_task(writer.submit("a", 1))
+    writer: GroupWriter = GroupWriter(db)
+    first = asyncio.create_task(writer.submit(run, "a", 1))
     await asyncio.sleep(0.01)
-    gone = asyncio.create_task(writer.submit("b", 1))
-    kept = asyncio.create_task(writer.submit("c", 1))
+    gone = asyncio.create_task(writer.submit(run, "b", 1))
+    kept = asyncio.create_task(writer.submit(run, "c", 1))
     await asyncio.sleep(0.01)
     gone.cancel()
     release.set()
@@ -137,3 +135,33 @@ async def test_concurrent_track_calls_keep_their_own_outcomes(db: Database) -> N
         )
     assert stored == sum(o.accepted for o in outcomes) == 8
     assert all(len(o.stored) == o.accepted for o in outcomes)
+
+
+async def test_requests_of_several_kinds_share_a_write(db: Database, sqlite_only: None) -> None:
+    calls: list[tuple[str, list[str]]] = []
+    release = asyncio.Event()
+
+    async def slow(conn: AsyncConnection, requests: Sequence[str]) -> list[str]:
+        await release.wait()
+        return list(requests)
+
+    def kind(name: str) -> Run:
+        async def run(conn: AsyncConnection, requests: Sequence[str]) -> list[str]:
+            calls.append((name, list(requests)))
+            return [f"{name}:{r}" for r in requests]
+
+        return run
+
+    links, tracks = kind("link"), kind("track")
+    writer = GroupWriter(db)
+    first = asyncio.create_task(writer.submit(slow, "a", 1))
+    await asyncio.sleep(0.01)
+    rest = [
+        asyncio.create_task(writer.submit(run, name, 1))
+        for run, name in ((tracks, "b"), (links, "c"), (tracks, "d"))
+    ]
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await first == "a"
+    assert [await task for task in rest] == ["track:b", "link:c", "track:d"]
+    assert calls == [("track", ["b", "d"]), ("link", ["c"])]  # one write, each run once
