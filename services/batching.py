@@ -16,6 +16,7 @@ data a bug trips on fails alone.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,7 +52,8 @@ class GroupWriter:
     """
 
     def __init__(self, db: Database, *, max_items: int = MAX_ITEMS):
-        self.db = db
+        # A proxy: writers are kept per database (weakly), and must not keep theirs alive.
+        self.db = weakref.proxy(db)
         self.max_items = max_items
         self._queue: list[_Waiting] = []
         self._draining: asyncio.Task[None] | None = None
