@@ -51,6 +51,7 @@ from server.http_errors import (
 from services import ingest
 from services.clock import now_us, to_datetime, to_micros
 from services.errors import InvalidInput, Problem, UsertrailError
+from services.links import AnonymousLink, link_anonymous_ids
 
 MAX_MESSAGE = 32 * 1024
 MAX_BATCH = 500 * 1024
@@ -98,7 +99,7 @@ T = TypeVar("T")
 class Plan:
     """What a request's messages ask of the ingestion service, each item with its message index."""
 
-    links: list[tuple[int, ingest.AnonymousLink]] = field(default_factory=list)
+    links: list[tuple[int, AnonymousLink]] = field(default_factory=list)
     events: list[tuple[int, ingest.TrackItem]] = field(default_factory=list)
     traits: list[tuple[int, ingest.UserPropertiesItem]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -218,7 +219,7 @@ async def _environment(state: Any, write_key: Any) -> int:
 async def _run(db: Any, environment_id: int, plan: Plan, *, single: bool) -> Response:
     linked = await _in_chunks(
         plan.links,
-        lambda links: ingest.link_anonymous_ids(db, environment_id=environment_id, links=links),
+        lambda batch: link_anonymous_ids(db, environment_id=environment_id, links=batch),
     )
     tracked = await _in_chunks(
         plan.events, lambda items: ingest.track(db, environment_id=environment_id, items=items)
@@ -319,7 +320,7 @@ def _plan_message(
             raise InvalidInput(
                 "alias needs previousId and userId", field="previousId", code="MISSING_USER"
             )
-        plan.links.append((index, ingest.AnonymousLink(previous, user_id, explicit=True)))
+        plan.links.append((index, AnonymousLink(previous, user_id, explicit=True)))
         return
     anonymous_id = _id(message.get("anonymousId"), "anonymousId")
     if user_id is None and anonymous_id is None:
@@ -332,7 +333,7 @@ def _plan_message(
         and (anonymous_id, user_id) not in plan.seen
     ):
         plan.seen.add((anonymous_id, user_id))
-        plan.links.append((index, ingest.AnonymousLink(anonymous_id, user_id)))
+        plan.links.append((index, AnonymousLink(anonymous_id, user_id)))
     who = {"identity": user_id} if user_id is not None else {"anonymous_id": anonymous_id}
     context = {**shared, **_object(message.get("context"))}
     if kind == "identify":

@@ -23,7 +23,7 @@ from services import identity as identities
 from services.autocapture import split_url
 from services.batching import GroupWriter, one_by_one
 from services.clock import now_us, row_ids
-from services.errors import Conflict, InvalidInput, Problem, UsertrailError
+from services.errors import InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
 from services.limits import storable
 from services.sessionize import TimelineEvent
@@ -242,7 +242,7 @@ async def track(
 
     if unique:
         request = _TrackRequest(environment_id, unique, repeated, problems, received)
-        outcome = await _writer(db, environment_id).submit(_store_requests, request, len(unique))
+        outcome = await writer(db, environment_id).submit(_store_requests, request, len(unique))
     else:
         outcome = Outcome(duplicates=repeated, problems=problems)
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
@@ -259,7 +259,8 @@ async def track(
 _WRITERS: WeakKeyDictionary[Database, dict[int, GroupWriter]] = WeakKeyDictionary()
 
 
-def _writer(db: Database, environment_id: int) -> GroupWriter:
+def writer(db: Database, environment_id: int) -> GroupWriter:
+    """The group writer of ingestion writes into this database and environment."""
     writers = _WRITERS.setdefault(db, {})
     if environment_id not in writers:
         writers[environment_id] = GroupWriter(db)
@@ -531,7 +532,7 @@ async def add_user_properties(
 
     if not valid:
         return Outcome(problems=problems)
-    return await _writer(db, environment_id).submit(one_by_one, work, len(valid))
+    return await writer(db, environment_id).submit(one_by_one, work, len(valid))
 
 
 async def identify(
@@ -560,200 +561,3 @@ async def identify(
         )
 
     return await db.write(work)
-
-
-@dataclass(slots=True)
-class AnonymousLink:
-    """An anonymous id seen with an identity (Segment identify or alias, any message with both)."""
-
-    anonymous_id: Any
-    identity: Any
-    explicit: bool = False  # an alias asks for this link: refusing it is a problem, not a no-op
-
-
-async def link_anonymous_ids(
-    db: Database, *, environment_id: int, links: Sequence[AnonymousLink], field_name: str = "batch"
-) -> Outcome:
-    """Route anonymous ids to their identity's user, identifying or merging as SPEC §1 says.
-
-    An unseen anonymous id becomes an alias of the identity's user (created if unknown). The
-    anonymous user of a seen one is identified, or merged into the identity's user when that
-    exists. An anonymous id whose user already has another identity keeps routing there
-    (identified users are never merged); only an explicit link reports it (ALREADY_IDENTIFIED).
-    `Outcome.users` maps each applied link's index to the identity's user, when known.
-    """
-    limits.batch_size(len(links), field_name)
-    received = now_us()
-    problems: list[Problem] = []
-    valid: list[tuple[int, UserKey, UserKey, bool]] = []
-    for index, link in enumerate(links):
-        try:
-            anonymous = anonymous_id(link.anonymous_id)
-            who = storable(limits.identity(link.identity), "identity")
-        except UsertrailError as error:
-            problems.append(error.problem.at(index))
-            continue
-        valid.append(
-            (index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit)
-        )
-
-    async def work(conn: AsyncConnection) -> Outcome:
-        outcome = Outcome(problems=list(problems))
-        # Lock every key up front, in one sorted batch, before any link takes more locks.
-        known = await identities.resolve(
-            conn,
-            environment_id=environment_id,
-            keys={
-                key
-                for _, anonymous, who, explicit in valid
-                for key in (anonymous, who, *_previous_identity(anonymous, explicit))
-            },
-            now_us=received,
-            create=False,
-        )
-        fresh = await _alias_fresh_ids(conn, environment_id, valid, known, received, outcome)
-        for index, anonymous, who, explicit in valid:
-            if index in fresh:
-                continue
-            if _linked_before(known, anonymous, who):
-                # The usual case: every message after an identify carries both ids. An
-                # identified user is never merged away, so this stays true below.
-                outcome.accepted += 1
-                outcome.users[index] = known[who]
-                continue
-            try:
-                user = await _link(conn, environment_id, anonymous, who, received, explicit)
-            except UsertrailError as error:
-                outcome.problems.append(error.problem.at(index))
-                continue
-            outcome.accepted += 1
-            if user is not None:
-                outcome.users[index] = user
-        return outcome
-
-    if not valid:
-        return Outcome(problems=problems)
-    outcome = await _writer(db, environment_id).submit(one_by_one, work, len(valid))
-    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
-    return outcome
-
-
-def _linked_before(known: Mapping[UserKey, int], anonymous: UserKey, who: UserKey) -> bool:
-    """Whether the anonymous id already routes to the identity's user."""
-    return known.get(anonymous) is not None and known.get(anonymous) == known.get(who)
-
-
-async def _alias_fresh_ids(
-    conn: AsyncConnection,
-    environment_id: int,
-    links: list[tuple[int, UserKey, UserKey, bool]],
-    known: Mapping[UserKey, int],
-    received_us: int,
-    outcome: Outcome,
-) -> set[int]:
-    """Apply together the links of anonymous ids never seen before (the usual case of a first
-    visit); the indexes applied. Each becomes an alias of its identity's user, as `_link`
-    would make it, in one statement for the batch. Links sharing an anonymous id or identity
-    with a link that needs `_link` are left to it, in order (and so on, transitively): the
-    links applied here touch no key the others do, so applying them first changes nothing.
-    """
-    candidates = [link for link in links if not link[3] and link[1] not in known]
-    candidate_indexes = {link[0] for link in candidates}
-    others = [
-        link
-        for link in links
-        if link[0] not in candidate_indexes and not _linked_before(known, link[1], link[2])
-    ]
-    busy = {
-        key
-        for _, anonymous, who, explicit in others
-        for key in (anonymous, who, *_previous_identity(anonymous, explicit))
-    }
-    chosen = candidates
-    while left := [link for link in chosen if link[1] in busy or link[2] in busy]:
-        busy |= {key for _, anonymous, who, _ in left for key in (anonymous, who)}
-        chosen = [link for link in chosen if link[1] not in busy and link[2] not in busy]
-    if not chosen:
-        return set()
-    owners = await identities.resolve(
-        conn,
-        environment_id=environment_id,
-        keys={who for _, _, who, _ in chosen},
-        now_us=received_us,
-    )
-    aliased: dict[UserKey, UserKey] = {}  # anonymous id -> the identity it was linked to
-    for index, anonymous, who, _ in chosen:
-        first = aliased.setdefault(anonymous, who)
-        outcome.accepted += 1
-        if first == who:  # a later link to another identity is declined, as `_link` would
-            outcome.users[index] = owners[who]
-    await identities.add_aliases(
-        conn,
-        environment_id=environment_id,
-        routes={anonymous: owners[who] for anonymous, who in aliased.items()},
-    )
-    return {link[0] for link in chosen}
-
-
-async def _link(
-    conn: AsyncConnection,
-    environment_id: int,
-    anonymous: UserKey,
-    who: UserKey,
-    received_us: int,
-    explicit: bool,
-) -> int | None:
-    """Apply one link; the identity's user afterwards, or None when the link was declined."""
-    routes = await identities.resolve(
-        conn, environment_id=environment_id, keys={anonymous, who}, now_us=received_us, create=False
-    )
-    if anonymous not in routes:
-        if explicit:  # an alias's previousId may also be an earlier identity
-            await _refuse_identified_previous(
-                conn, environment_id, anonymous.value, routes.get(who), received_us
-            )
-        routes |= await identities.resolve(
-            conn, environment_id=environment_id, keys={who}, now_us=received_us
-        )
-        await identities.add_aliases(
-            conn, environment_id=environment_id, routes={anonymous: routes[who]}
-        )
-        return routes[who]
-    user_id = routes[anonymous]
-    if routes.get(who) == user_id:
-        return user_id
-    user = await identities.get(conn, environment_id=environment_id, user_id=user_id)
-    if user is not None and user.identity is not None:
-        if explicit:
-            raise Conflict(
-                f"{anonymous.value!r:.80} belongs to a user identified as {user.identity!r:.80}; "
-                "identified users are never merged",
-                field="anonymousId",
-                code="ALREADY_IDENTIFIED",
-            )
-        return None
-    done = await identities.identify(
-        conn, environment_id=environment_id, user_id=user_id, identity=who.value, now_us=received_us
-    )
-    return done.user_id
-
-
-def _previous_identity(anonymous: UserKey, explicit: bool) -> tuple[UserKey, ...]:
-    """The identity an alias's previousId may also be (see `_refuse_identified_previous`)."""
-    return (UserKey("identity", anonymous.value),) if explicit else ()
-
-
-async def _refuse_identified_previous(
-    conn: AsyncConnection, environment_id: int, previous: str, owner: int | None, received_us: int
-) -> None:
-    """An alias from an earlier identity to another user would merge two identified users."""
-    earlier = UserKey("identity", previous)
-    routes = await identities.resolve(
-        conn, environment_id=environment_id, keys={earlier}, now_us=received_us, create=False
-    )
-    if earlier in routes and routes[earlier] != owner:
-        raise Conflict(
-            f"{previous!r:.80} is the identity of another user; identified users are never merged",
-            field="anonymousId",
-            code="ALREADY_IDENTIFIED",
-        )

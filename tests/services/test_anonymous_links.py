@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from models import User, UserAlias
 from models.db import Database
-from services import environments, ingest
+from services import environments, ingest, links
 
 ANONYMOUS = ("a0", "a1", "a2", "a3")
 IDENTITIES = ("i0", "i1", "i2")
 
-links = st.lists(
+link_lists = st.lists(
     st.builds(
-        ingest.AnonymousLink,
+        links.AnonymousLink,
         anonymous_id=st.sampled_from(ANONYMOUS),
         identity=st.sampled_from(IDENTITIES),
         explicit=st.booleans(),
@@ -64,19 +64,19 @@ async def _summary(
     return outcome.accepted, problems, users
 
 
-async def _apply(db: Database, environment_id: int, batch: list[ingest.AnonymousLink]) -> None:
+async def _apply(db: Database, environment_id: int, batch: list[links.AnonymousLink]) -> None:
     if batch:
-        await ingest.link_anonymous_ids(db, environment_id=environment_id, links=batch)
+        await links.link_anonymous_ids(db, environment_id=environment_id, links=batch)
 
 
-@given(before=links, batch=links, seen=st.lists(st.sampled_from(ANONYMOUS), max_size=3))
+@given(before=link_lists, batch=link_lists, seen=st.lists(st.sampled_from(ANONYMOUS), max_size=3))
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 async def test_a_batch_of_links_equals_the_links_one_at_a_time(
     db: Database,
-    before: list[ingest.AnonymousLink],
-    batch: list[ingest.AnonymousLink],
+    before: list[links.AnonymousLink],
+    batch: list[links.AnonymousLink],
     seen: list[str],
 ) -> None:
     together = (await environments.ensure(db, name=f"together-{secrets.token_hex(6)}")).id
@@ -90,11 +90,11 @@ async def test_a_batch_of_links_equals_the_links_one_at_a_time(
             )
         await _apply(db, env, before)
 
-    outcome = await ingest.link_anonymous_ids(db, environment_id=together, links=batch)
+    outcome = await links.link_anonymous_ids(db, environment_id=together, links=batch)
     batched = await _summary(db, together, outcome)
     accepted, problems, users = 0, [], {}
     for index, link in enumerate(batch):
-        one = await ingest.link_anonymous_ids(db, environment_id=apart, links=[link])
+        one = await links.link_anonymous_ids(db, environment_id=apart, links=[link])
         a, p, u = await _summary(db, apart, one, offset=index)
         accepted, problems, users = accepted + a, problems + p, users | u
 
