@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
 
 import strawberry
 
-from services.clock import to_datetime
 from services.errors import Problem
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-
-
-def moment(micros: int) -> datetime:
-    """`to_datetime(micros)` (services/clock.py) in a quarter of the time: same value, errors."""
-    try:
-        return EPOCH + MICROSECOND * micros
-    except OverflowError:  # beyond year 1..9999: the error to_datetime raises
-        return to_datetime(micros)
 
 
 @strawberry.interface(description="An object with a global id, valid inside its environment.")

@@ -9,8 +9,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Node, PageInfo, moment
+from graph.common import Node, PageInfo
 from graph.enums import EventSource
+from services.clock import to_datetime
 
 if TYPE_CHECKING:
     from graph.definition import EventDefinition
@@ -29,7 +30,7 @@ def _id(self: Event) -> strawberry.ID:
 
 
 def _time(self: Event) -> datetime:
-    return moment(self.row.time_us)
+    return to_datetime(self.row.time_us)
 
 
 def _source(self: Event) -> EventSource:

@@ -11,11 +11,12 @@ from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Location, Node, PageInfo, moment
+from graph.common import Location, Node, PageInfo
 from graph.enums import DeviceType, EventSource, SessionOrigin
 from graph.event import Event, EventConnection, EventEdge
 from graph.lookahead import selected_arguments
 from graph.pagination import check_first, cut_rows, page_info, read_cursor
+from services.clock import to_datetime
 
 if TYPE_CHECKING:
     from graph.definition import EventDefinition
@@ -41,11 +42,11 @@ def _source(self: Session) -> EventSource:
 
 
 def _start_time(self: Session) -> datetime:
-    return moment(self.row.start_us)
+    return to_datetime(self.row.start_us)
 
 
 def _end_time(self: Session) -> datetime:
-    return moment(self.row.end_us)
+    return to_datetime(self.row.end_us)
 
 
 def _device_type(self: Session) -> DeviceType | None:

@@ -9,8 +9,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
-from graph.common import Location, Node, PageInfo, moment
+from graph.common import Location, Node, PageInfo
 from graph.pagination import check_first, cut, deferred, page_info, read_cursor
+from services.clock import to_datetime
 from services.users import all_properties, display_name
 
 if TYPE_CHECKING:
@@ -43,11 +44,11 @@ def _display_name(self: User) -> str:
 
 
 def _first_seen(self: User) -> datetime:
-    return moment(self.row.first_seen_us)
+    return to_datetime(self.row.first_seen_us)
 
 
 def _last_seen(self: User) -> datetime:
-    return moment(self.row.last_seen_us)
+    return to_datetime(self.row.last_seen_us)
 
 
 @strawberry.type(description="A person using the product, anonymous or identified.")
