@@ -1,4 +1,4 @@
-"""Group commit: concurrent requests of one kind written together, in one transaction.
+"""Group commit: concurrent ingestion requests written together, in one transaction.
 
 A write transaction has a cost of its own (BEGIN, COMMIT writing the pages it touched, one
 round of statements however many rows they carry): on SQLite, a batch of 1,000 events costs
@@ -8,9 +8,13 @@ waits for nobody: merging happens only where requests would have waited for the 
 
 Only SQLite merges: it has a single writer, so requests wait for each other there anyway.
 PostgreSQL writes run concurrently (they serialise per user, services/locks.py), and are
-faster so. Each request keeps its own result. If a merged write fails for a reason other than an
+faster so.
+
+Each request keeps its own result. If a merged write fails for a reason other than an
 unreachable database, its requests are written again one by one, so that a request whose
-data a bug trips on fails alone.
+data a bug trips on fails alone. A caller that goes away (a cancelled request) does not
+cancel the shared write: its items may be stored without an answer, as when a connection
+drops after COMMIT; idempotency keys make the client's retry harmless.
 """
 
 from __future__ import annotations
