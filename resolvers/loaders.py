@@ -402,7 +402,7 @@ class LateralPages:
         owner_of = attrgetter(*self.owners)
         pages: dict[Any, list[Any]] = defaultdict(list)
         new = tuple.__new__
-        for row in result:
+        for row in result.all():  # one fetch, not one per row
             found = new(record, row)
             pages[owner_of(found)].append(found)
         return pages
