@@ -181,7 +181,7 @@ async def _ranked_pages(
             .where(ranked.c.rank <= limit)
             .order_by(*[ranked.c[c.name] for c in partition], ranked.c.rank)
         )
-        for row in rows:
+        for row in rows.all():  # one fetch, not one per row
             group = tuple(getattr(row, c.name) for c in partition)
             pages[group if len(group) > 1 else group[0]].append(row)
     return pages
