@@ -133,8 +133,11 @@ async def _alias_fresh_ids(
     }
     chosen = candidates
     while left := [link for link in chosen if link[1] in busy or link[2] in busy]:
+        # Only the links found now leave, their keys becoming busy: a link that shares a key
+        # with one of them is found in the next round, so its keys become busy in turn.
         busy |= {key for _, anonymous, who, _ in left for key in (anonymous, who)}
-        chosen = [link for link in chosen if link[1] not in busy and link[2] not in busy]
+        gone = {link[0] for link in left}
+        chosen = [link for link in chosen if link[0] not in gone]
     if not chosen:
         return set()
     owners = await identities.resolve(

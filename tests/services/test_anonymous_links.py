@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -70,6 +70,16 @@ async def _apply(db: Database, environment_id: int, batch: list[links.AnonymousL
 
 
 @given(before=link_lists, batch=link_lists, seen=st.lists(st.sampled_from(ANONYMOUS), max_size=3))
+@example(  # a1 -> i0 waits for a0's alias (it shares i0); a1 -> i1 must wait for a1 -> i0
+    before=[],
+    batch=[
+        links.AnonymousLink("a0", "i0"),
+        links.AnonymousLink("a0", "i2", explicit=True),
+        links.AnonymousLink("a1", "i0"),
+        links.AnonymousLink("a1", "i1"),
+    ],
+    seen=[],
+)
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
