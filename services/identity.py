@@ -320,48 +320,64 @@ async def note_activity(
     received_us: int,
 ) -> None:
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
-    if not spans:
-        return
-    if conn.dialect.name == "postgresql":  # one statement for all users, of a fixed text
-        rows = [{"user_id": u, "first": lo, "last": hi} for u, (lo, hi) in spans.items()]
-        await conn.execute(
-            _NOTE_ACTIVITY_PG,
-            {"env": environment_id, "now": received_us, "rows": orjson.dumps(rows).decode()},
-        )
-        return
-    now = received_us
-    await conn.execute(
+    await _update_users(
+        conn,
         _NOTE_ACTIVITY,
-        [
-            {"b_env": environment_id, "b_user": u, "b_first": lo, "b_last": hi, "b_now": now}
-            for u, (lo, hi) in spans.items()
-        ],
+        environment_id=environment_id,
+        rows=[{"user_id": u, "first": lo, "last": hi} for u, (lo, hi) in spans.items()],
+        now=received_us,
     )
 
 
-# Built once: the statement is the same for every batch.
+async def _update_users(
+    conn: AsyncConnection,
+    statements: tuple[Any, Any],
+    *,
+    environment_id: int,
+    rows: list[dict[str, Any]],
+    **shared: Any,
+) -> None:
+    """One UPDATE of users applied to many users, `rows` of user_id and values (`shared`:
+    values for all). PostgreSQL runs an executemany row by row: there the rows go as one JSON
+    record set joined to users (the second statement, named parameters); SQLite runs the
+    executemany of the first (`b_`-prefixed parameters)."""
+    if not rows:
+        return
+    each, joined = statements
+    common = {"env": environment_id, **shared}
+    if conn.dialect.name == "postgresql":
+        await conn.execute(joined, common | {"rows": orjson.dumps(rows).decode()})
+        return
+    await conn.execute(
+        each, [{f"b_{name}": value for name, value in (common | row).items()} for row in rows]
+    )
+
+
+_ONE_USER = (U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user_id"))
+
+# Built once (the same for every batch): per user for SQLite, joined for PostgreSQL.
 _NOTE_ACTIVITY = (
-    update(U)
-    .where(U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user"))
-    .values(
-        first_seen_us=case(
-            (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
-            else_=bindparam("b_first"),
-        ),
-        last_seen_us=case(
-            (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
-            else_=bindparam("b_last"),
-        ),
-        activity_us=case(
-            (U.c.has_events & (U.c.last_seen_us >= bindparam("b_last")), U.c.activity_us),
-            else_=bindparam("b_now"),
-        ),
-        has_events=True,
-    )
-)
-# PostgreSQL runs an executemany row by row; this updates every user of a batch at once.
-_NOTE_ACTIVITY_PG = text(
-    """UPDATE users AS u SET
+    (
+        update(U)
+        .where(*_ONE_USER)
+        .values(
+            first_seen_us=case(
+                (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
+                else_=bindparam("b_first"),
+            ),
+            last_seen_us=case(
+                (U.c.has_events & (U.c.last_seen_us > bindparam("b_last")), U.c.last_seen_us),
+                else_=bindparam("b_last"),
+            ),
+            activity_us=case(
+                (U.c.has_events & (U.c.last_seen_us >= bindparam("b_last")), U.c.activity_us),
+                else_=bindparam("b_now"),
+            ),
+            has_events=True,
+        )
+    ),
+    text(
+        """UPDATE users AS u SET
   first_seen_us = CASE WHEN u.has_events AND u.first_seen_us < v.first
     THEN u.first_seen_us ELSE v.first END,
   last_seen_us = CASE WHEN u.has_events AND u.last_seen_us > v.last
@@ -371,6 +387,7 @@ _NOTE_ACTIVITY_PG = text(
   has_events = true
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, first bigint, last bigint)
 WHERE u.environment_id = :env AND u.user_id = v.user_id"""
+    ),
 )
 
 
@@ -448,35 +465,24 @@ async def refresh_initial_properties(
         rows = await conn.execute(select(earliest).where(earliest.c.rank == 1))
         by_user = {row["user_id"]: row for row in rows.mappings()}
         earliest_of |= {user: by_user.get(user) for user in chunk}
-    if not earliest_of:
-        return
-    if conn.dialect.name == "postgresql":
-        rows = [
-            {"user_id": u, "props": initial_properties(session)}
-            for u, session in earliest_of.items()
-        ]
-        await conn.execute(
-            _SET_AUTOCAPTURED_PG, {"env": environment_id, "rows": orjson.dumps(rows).decode()}
-        )
-        return
-    await conn.execute(
+    await _update_users(
+        conn,
         _SET_AUTOCAPTURED,
-        [
-            {"b_env": environment_id, "b_user": u, "b_props": initial_properties(session)}
+        environment_id=environment_id,
+        rows=[
+            {"user_id": u, "props": initial_properties(session)}
             for u, session in earliest_of.items()
         ],
     )
 
 
 _SET_AUTOCAPTURED = (
-    update(U)
-    .where(U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user"))
-    .values(autocaptured=bindparam("b_props"))
-)
-_SET_AUTOCAPTURED_PG = text(
-    """UPDATE users AS u SET autocaptured = v.props
+    update(U).where(*_ONE_USER).values(autocaptured=bindparam("b_props")),
+    text(
+        """UPDATE users AS u SET autocaptured = v.props
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, props jsonb)
 WHERE u.environment_id = :env AND u.user_id = v.user_id"""
+    ),
 )
 
 
