@@ -186,7 +186,7 @@ def _validate_event(item: TrackItem, index: int, environment_id: int, received_u
         storable(identify_as, "identity")
         for name, field_name in STORED_TEXT.items():
             storable(row[name], field_name)
-        documents = {name: orjson.dumps(row[name]).decode() for name in DOCUMENTS}
+        documents = _encoded(row)
     traits = TraitSource(source, properties, context) if source != "SERVER" else None
     return _Valid(index, key, identify_as, row, traits, documents)
 
@@ -195,10 +195,14 @@ def _documents(row: Mapping[str, Any]) -> dict[str, str] | None:
     """The row's JSON columns encoded (once, outside the write transaction), or None when
     one may hold text that cannot be stored (see `limits.all_storable`)."""
     try:
-        documents = {name: orjson.dumps(row[name]).decode() for name in DOCUMENTS}
+        documents = _encoded(row)
     except orjson.JSONEncodeError:  # an unpaired surrogate
         return None
     return None if any("\\u0000" in text for text in documents.values()) else documents
+
+
+def _encoded(row: Mapping[str, Any]) -> dict[str, str]:
+    return {name: orjson.dumps(row[name]).decode() for name in DOCUMENTS}
 
 
 def _autocapture_url(properties: dict[str, Any], context: Mapping[str, Any]) -> None:
@@ -338,7 +342,9 @@ async def _store_events(
         conn,
         environment_id=environment_id,
         rows=rows,
-        stored_spans={user: span if had else None for user, (*span, had) in before.items()},
+        stored_spans={
+            user: (first, last) if had else None for user, (first, last, had) in before.items()
+        },
     )
     spans = {
         user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))

@@ -321,24 +321,22 @@ async def _store(
 
 # The statements of `_store`, built once.
 UPDATED_COLUMNS = [c.name for c in S.columns if c.name not in ("environment_id", "user_id", "id")]
-_ONE_SESSION = (
-    S.c.environment_id == bindparam("b_env"),
-    S.c.user_id == bindparam("b_user"),
-    S.c.id == bindparam("b_id"),
-)
-_DELETE_SESSION = delete(S).where(*_ONE_SESSION)
-_UPDATE_SESSION = (
-    update(S).where(*_ONE_SESSION).values({c: bindparam(f"b_{c}") for c in UPDATED_COLUMNS})
-)
-_MOVE_EVENT = (
-    update(E)
-    .where(
-        E.c.environment_id == bindparam("b_env"),
-        E.c.user_id == bindparam("b_user"),
-        E.c.id == bindparam("b_id"),
+
+
+def _one_row(table: Any) -> tuple[Any, ...]:
+    """A row of a user table by its key, from the parameters b_env, b_user and b_id."""
+    return (
+        table.c.environment_id == bindparam("b_env"),
+        table.c.user_id == bindparam("b_user"),
+        table.c.id == bindparam("b_id"),
     )
-    .values(session_id=bindparam("b_session"))
+
+
+_DELETE_SESSION = delete(S).where(*_one_row(S))
+_UPDATE_SESSION = (
+    update(S).where(*_one_row(S)).values({c: bindparam(f"b_{c}") for c in UPDATED_COLUMNS})
 )
+_MOVE_EVENT = update(E).where(*_one_row(E)).values(session_id=bindparam("b_session"))
 
 
 def _known_traits(
