@@ -49,9 +49,10 @@ from server.http_errors import (
     refused_items,
 )
 from services import ingest
+from services.batching import in_slices
 from services.clock import now_us, to_datetime, to_micros
 from services.errors import InvalidInput, Problem, UsertrailError
-from services.links import AnonymousLink, link_anonymous_ids
+from services.links import AnonymousLink, link_and_track, link_anonymous_ids
 
 MAX_MESSAGE = 32 * 1024
 MAX_BATCH = 500 * 1024
@@ -172,11 +173,12 @@ async def _ingest(request: Request, kind: str | None) -> Response:
     else:
         messages, shared = [{**body, "type": kind}], {}
     plan = Plan()
-    for index, message in enumerate(messages):
-        try:
-            _plan_message(plan, index, message, shared, body.get("sentAt"), received_us)
-        except UsertrailError as error:
-            plan.problems.append(error.problem.at(index))
+    async for start, part in in_slices(messages):
+        for index, message in enumerate(part, start):
+            try:
+                _plan_message(plan, index, message, shared, body.get("sentAt"), received_us)
+            except UsertrailError as error:
+                plan.problems.append(error.problem.at(index))
     return await _run(state.db, environment_id, plan, single=kind is not None)
 
 
@@ -217,13 +219,22 @@ async def _environment(state: Any, write_key: Any) -> int:
 
 
 async def _run(db: Any, environment_id: int, plan: Plan, *, single: bool) -> Response:
-    linked = await _in_chunks(
-        plan.links,
-        lambda batch: link_anonymous_ids(db, environment_id=environment_id, links=batch),
-    )
-    tracked = await _in_chunks(
-        plan.events, lambda items: ingest.track(db, environment_id=environment_id, items=items)
-    )
+    if len(plan.links) <= MAX_ITEMS and len(plan.events) <= MAX_ITEMS:  # one write
+        linked, tracked = await link_and_track(
+            db,
+            environment_id=environment_id,
+            links=[link for _, link in plan.links],
+            items=[item for _, item in plan.events],
+        )
+        linked, tracked = _at_messages(linked, plan.links), _at_messages(tracked, plan.events)
+    else:
+        linked = await _in_chunks(
+            plan.links,
+            lambda batch: link_anonymous_ids(db, environment_id=environment_id, links=batch),
+        )
+        tracked = await _in_chunks(
+            plan.events, lambda items: ingest.track(db, environment_id=environment_id, items=items)
+        )
     traits = await _in_chunks(
         plan.traits,
         lambda items: ingest.add_user_properties(db, environment_id=environment_id, items=items),
@@ -261,11 +272,17 @@ async def _in_chunks(
     total = ingest.Outcome()
     for start in range(0, len(items), MAX_ITEMS):
         chunk = items[start : start + MAX_ITEMS]
-        outcome = await call([item for _, item in chunk])
+        outcome = _at_messages(await call([item for _, item in chunk]), chunk)
         total.accepted += outcome.accepted
         total.duplicates += outcome.duplicates
-        total.problems += [p.at(chunk[p.index][0]) for p in outcome.problems if p.index is not None]
+        total.problems += outcome.problems
     return total
+
+
+def _at_messages(outcome: ingest.Outcome, items: list[tuple[int, Any]]) -> ingest.Outcome:
+    """The outcome of a service call on `items` with its problems at their message indexes."""
+    outcome.problems = [p.at(items[p.index][0]) for p in outcome.problems if p.index is not None]
+    return outcome
 
 
 def _renamed(problem: Problem, service_name: str, segment_name: str) -> Problem:

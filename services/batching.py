@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 # Items one merged write takes at most (a request is never split).
 MAX_ITEMS = 4000
+# Items a request prepares (parses, validates) between turns of the event loop.
+SLICE = 32
 
 Run = Callable[[AsyncConnection, Sequence[R]], Awaitable[list[T]]]
 
@@ -131,3 +133,19 @@ def _settle(waiting: _Waiting, *, result: Any = None, error: BaseException | Non
         waiting.answer.set_exception(error)
     else:
         waiting.answer.set_result(result)
+
+
+async def in_slices(
+    items: Sequence[T], size: int = SLICE
+) -> AsyncIterator[tuple[int, Sequence[T]]]:
+    """(offset, slice) of `items`, letting the event loop run between slices.
+
+    A request's preparation (parsing, validating hundreds of items) is plain Python that holds
+    the event loop; a write waiting for its next statement's answer waits for it too, and the
+    write is what every request queues for. In slices, the write's statements follow each
+    other within a slice's time (about a millisecond) and the database works meanwhile.
+    """
+    for start in range(0, len(items), size):
+        if start:
+            await asyncio.sleep(0)
+        yield start, items[start : start + size]

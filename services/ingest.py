@@ -21,7 +21,7 @@ from models.db import Database
 from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
 from services.autocapture import split_url
-from services.batching import GroupWriter, one_by_one
+from services.batching import GroupWriter, in_slices, one_by_one
 from services.clock import now_us, row_ids
 from services.errors import InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
@@ -94,7 +94,7 @@ class _Valid:
 
 
 @dataclass(slots=True)
-class _TrackRequest:
+class TrackRequest:
     """A `track` call's valid items, and what was said of the others, waiting to be written."""
 
     environment_id: int
@@ -223,15 +223,36 @@ async def track(
     field_name: str = "events",
 ) -> Outcome:
     """Store a batch of events: valid items in one transaction, problems reported per index."""
+    request = await prepare_track(
+        environment_id=environment_id, items=items, received_us=received_us, field_name=field_name
+    )
+    if request.items:
+        outcome = await writer(db, environment_id).submit(
+            store_track_requests, request, len(request.items)
+        )
+    else:
+        outcome = Outcome(duplicates=request.repeated, problems=request.problems)
+    return tracked(environment_id, outcome)
+
+
+async def prepare_track(
+    *,
+    environment_id: int,
+    items: Sequence[TrackItem],
+    received_us: int | None = None,
+    field_name: str = "events",
+) -> TrackRequest:
+    """A `track` call validated, ready for `store_track_requests` (no database needed)."""
     limits.batch_size(len(items), field_name)
     received = received_us if received_us is not None else now_us()
     problems: list[Problem] = []
     valid: list[_Valid] = []
-    for index, item in enumerate(items):
-        try:
-            valid.append(_validate_event(item, index, environment_id, received))
-        except UsertrailError as error:
-            problems.append(error.problem.at(index))
+    async for start, part in in_slices(items):
+        for index, item in enumerate(part, start):
+            try:
+                valid.append(_validate_event(item, index, environment_id, received))
+            except UsertrailError as error:
+                problems.append(error.problem.at(index))
     first_with_key: dict[str, _Valid] = {}
     unique: list[_Valid] = []
     repeated = 0
@@ -243,12 +264,11 @@ async def track(
         if key is not None:
             first_with_key[key] = item
         unique.append(item)
+    return TrackRequest(environment_id, unique, repeated, problems, received)
 
-    if unique:
-        request = _TrackRequest(environment_id, unique, repeated, problems, received)
-        outcome = await writer(db, environment_id).submit(_store_requests, request, len(unique))
-    else:
-        outcome = Outcome(duplicates=repeated, problems=problems)
+
+def tracked(environment_id: int, outcome: Outcome) -> Outcome:
+    """A `track` call's outcome, its problems in index order, counted in the telemetry."""
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     telemetry.record_ingestion(
         environment_id,
@@ -271,11 +291,11 @@ def writer(db: Database, environment_id: int) -> GroupWriter:
     return writers[environment_id]
 
 
-async def _store_requests(
-    conn: AsyncConnection, requests: Sequence[_TrackRequest]
+async def store_track_requests(
+    conn: AsyncConnection, requests: Sequence[TrackRequest]
 ) -> list[Outcome]:
-    """Store the items of several `track` calls (of one environment) together; an Outcome
-    per call."""
+    """Store the items of several `track` calls (of one environment) together, in the open
+    write transaction; an Outcome per call."""
     environment_id = requests[0].environment_id
     outcomes: list[Outcome] = []
     items: list[_Valid] = []
@@ -286,7 +306,8 @@ async def _store_requests(
             item.row["id"] = row_ids.next()
             item.outcome = outcome
         items += request.items
-    await _store_events(conn, environment_id, items, max(r.received_us for r in requests))
+    if items:
+        await _store_events(conn, environment_id, items, max(r.received_us for r in requests))
     return outcomes
 
 

@@ -16,11 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.db import Database
 from services import identity as identities
 from services import limits
-from services.batching import one_by_one
 from services.clock import now_us
 from services.errors import Conflict, Problem, UsertrailError
 from services.identity import UserKey
-from services.ingest import Outcome, anonymous_id, writer
+from services.ingest import (
+    Outcome,
+    TrackItem,
+    TrackRequest,
+    anonymous_id,
+    prepare_track,
+    store_track_requests,
+    tracked,
+    writer,
+)
 from services.limits import storable
 
 
@@ -31,6 +39,15 @@ class AnonymousLink:
     anonymous_id: Any
     identity: Any
     explicit: bool = False  # an alias asks for this link: refusing it is a problem, not a no-op
+
+
+@dataclass(slots=True)
+class LinkRequest:
+    """A `link_anonymous_ids` call's valid links, and what was said of the others."""
+
+    links: list[tuple[int, UserKey, UserKey, bool]]  # (index, anonymous id, identity, explicit)
+    problems: list[Problem]
+    received_us: int
 
 
 async def link_anonymous_ids(
@@ -44,8 +61,41 @@ async def link_anonymous_ids(
     (identified users are never merged); only an explicit link reports it (ALREADY_IDENTIFIED).
     `Outcome.users` maps each applied link's index to the identity's user, when known.
     """
+    request = prepare_links(links, field_name)
+    if not request.links:
+        return Outcome(problems=request.problems)
+    outcome = await writer(db, environment_id).submit(
+        _apply_link_requests, (environment_id, request), len(request.links)
+    )
+    return _in_order(outcome)
+
+
+async def link_and_track(
+    db: Database,
+    *,
+    environment_id: int,
+    links: Sequence[AnonymousLink],
+    items: Sequence[TrackItem],
+) -> tuple[Outcome, Outcome]:
+    """`link_anonymous_ids`, then `ingest.track`, in one write transaction (Segment: the links
+    of a request's messages come before their events): one turn of the group writer rather
+    than two, and the links of concurrent requests are resolved together."""
+    link_request = prepare_links(links, "batch")
+    track_request = await prepare_track(environment_id=environment_id, items=items)
+    size = len(link_request.links) + len(track_request.items)
+    if size == 0:
+        linked = Outcome(problems=link_request.problems)
+        stored = Outcome(duplicates=track_request.repeated, problems=track_request.problems)
+    else:
+        linked, stored = await writer(db, environment_id).submit(
+            _links_then_events, (environment_id, link_request, track_request), size
+        )
+    return _in_order(linked), tracked(environment_id, stored)
+
+
+def prepare_links(links: Sequence[AnonymousLink], field_name: str) -> LinkRequest:
+    """The links validated (no database needed)."""
     limits.batch_size(len(links), field_name)
-    received = now_us()
     problems: list[Problem] = []
     valid: list[tuple[int, UserKey, UserKey, bool]] = []
     for index, link in enumerate(links):
@@ -58,45 +108,76 @@ async def link_anonymous_ids(
         valid.append(
             (index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit)
         )
+    return LinkRequest(valid, problems, now_us())
 
-    async def work(conn: AsyncConnection) -> Outcome:
-        outcome = Outcome(problems=list(problems))
-        # Lock every key up front, in one sorted batch, before any link takes more locks.
-        known = await identities.resolve(
-            conn,
-            environment_id=environment_id,
-            keys={
-                key
-                for _, anonymous, who, explicit in valid
-                for key in (anonymous, who, *_previous_identity(anonymous, explicit))
-            },
-            now_us=received,
-            create=False,
-        )
-        fresh = await _alias_fresh_ids(conn, environment_id, valid, known, received, outcome)
-        for index, anonymous, who, explicit in valid:
-            if index in fresh:
-                continue
-            if _linked_before(known, anonymous, who):
-                # The usual case: every message after an identify carries both ids. An
-                # identified user is never merged away, so this stays true below.
-                outcome.accepted += 1
-                outcome.users[index] = known[who]
-                continue
-            try:
-                user = await _link(conn, environment_id, anonymous, who, received, explicit)
-            except UsertrailError as error:
-                outcome.problems.append(error.problem.at(index))
-                continue
-            outcome.accepted += 1
-            if user is not None:
-                outcome.users[index] = user
-        return outcome
 
-    if not valid:
-        return Outcome(problems=problems)
-    outcome = await writer(db, environment_id).submit(one_by_one, work, len(valid))
+def _in_order(outcome: Outcome) -> Outcome:
     outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
+    return outcome
+
+
+async def _apply_link_requests(
+    conn: AsyncConnection, requests: Sequence[tuple[int, LinkRequest]]
+) -> list[Outcome]:
+    """A group-writer run: each call's links, one call after the other."""
+    return [await _apply_links(conn, env, request) for env, request in requests]
+
+
+async def _links_then_events(
+    conn: AsyncConnection, requests: Sequence[tuple[int, LinkRequest, TrackRequest]]
+) -> list[tuple[Outcome, Outcome]]:
+    """A group-writer run: each call's links, then its events, one call after the other, as if
+    the calls came one at a time. The events of consecutive calls are stored together up to
+    the next call with links (links may re-route the users of events sent before them)."""
+    linked: list[Outcome] = []
+    stored: list[Outcome] = []
+    waiting: list[TrackRequest] = []  # events of calls whose links are applied
+    for environment_id, links, events in requests:
+        if links.links and waiting:
+            stored += await store_track_requests(conn, waiting)
+            waiting = []
+        linked.append(await _apply_links(conn, environment_id, links))
+        waiting.append(events)
+    stored += await store_track_requests(conn, waiting)
+    return list(zip(linked, stored, strict=True))
+
+
+async def _apply_links(conn: AsyncConnection, environment_id: int, request: LinkRequest) -> Outcome:
+    """Apply a call's valid links in the open write transaction."""
+    valid, received = request.links, request.received_us
+    outcome = Outcome(problems=list(request.problems))
+    if not valid:
+        return outcome
+    # Lock every key up front, in one sorted batch, before any link takes more locks.
+    known = await identities.resolve(
+        conn,
+        environment_id=environment_id,
+        keys={
+            key
+            for _, anonymous, who, explicit in valid
+            for key in (anonymous, who, *_previous_identity(anonymous, explicit))
+        },
+        now_us=received,
+        create=False,
+    )
+    fresh = await _alias_fresh_ids(conn, environment_id, valid, known, received, outcome)
+    for index, anonymous, who, explicit in valid:
+        if index in fresh:
+            continue
+        if _linked_before(known, anonymous, who):
+            # The usual case: every message after an identify carries both ids. An
+            # identified user is never merged away, so this stays true below.
+            outcome.accepted += 1
+            outcome.users[index] = known[who]
+            continue
+        try:
+            user = await _link(conn, environment_id, anonymous, who, received, explicit)
+        except UsertrailError as error:
+            outcome.problems.append(error.problem.at(index))
+            continue
+        outcome.accepted += 1
+        if user is not None:
+            outcome.users[index] = user
     return outcome
 
 

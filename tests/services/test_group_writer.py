@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.db import Database
 from services import environments, ingest
-from services.batching import GroupWriter, Run
+from services.batching import GroupWriter, Run, in_slices
 from services.ingest import TrackItem
 from tests.factories import BASE
 
@@ -166,3 +166,27 @@ async def test_requests_of_several_kinds_share_a_write(db: Database, sqlite_only
     assert await first == "a"
     assert [await task for task in rest] == ["track:b", "link:c", "track:d"]
     assert calls == [("track", ["b", "d"]), ("link", ["c"])]  # one write, each run once
+
+
+async def test_preparation_lets_the_event_loop_run_between_slices() -> None:
+    turns = 0
+
+    async def other_work() -> None:  # e.g. a write waiting to send its next statement
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    seen: list[tuple[int, list[int], int]] = []
+    async for start, part in in_slices(list(range(70)), size=32):
+        seen.append((start, list(part), turns))
+    other.cancel()
+    assert [(start, part) for start, part, _ in seen] == [
+        (0, list(range(32))),
+        (32, list(range(32, 64))),
+        (64, list(range(64, 70))),
+    ]
+    turns_at = [t for *_, t in seen]
+    assert turns_at[0] < turns_at[1] < turns_at[2]  # the other task ran between slices
