@@ -36,6 +36,7 @@ QUICK = {
     "users": 2000,
     "runs": 5,
     "ingest_events": 2000,
+    "ingest_rounds": 1,
     "max_shape_seconds": 10.0,
     "definition_events": 20_000,
 }
@@ -43,6 +44,7 @@ FULL = {
     "users": 100_000,
     "runs": 30,
     "ingest_events": 20_000,
+    "ingest_rounds": 3,
     "max_shape_seconds": 60.0,
     "definition_events": 1_000_000,
 }
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         help="people loaded through the ingestion service before replication (10,000)",
     )
     parser.add_argument("--ingest-events", type=int, help="events per ingestion run (20,000)")
+    parser.add_argument(
+        "--ingest-rounds", type=int, help="ingestion runs per route, the median shown (3)"
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="events per request (500)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients (4)")
     parser.add_argument(
@@ -184,6 +189,7 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
             concurrency=args.concurrency,
             seed=args.seed + 1000,  # other people than the query data set's
             say=bench.say,
+            rounds=args.ingest_rounds,
         )
 
     await bench.stage("ingestion", ingest)

@@ -35,7 +35,9 @@ def _rate(figure: dict[str, Any] | None, limit: float | None) -> str:
         return _skipped(figure)
     rate = figure["events_per_second"]
     share = f" ({100 * rate / limit:.1f} % of limit)" if limit else ""
-    return f"{rate:,.0f}{share}"
+    rounds = [r for r in figure.get("rounds", []) if r is not None]
+    spread = f" [dim]{min(rounds):,.0f}–{max(rounds):,.0f}[/]" if len(rounds) > 1 else ""
+    return f"{rate:,.0f}{share}{spread}"
 
 
 def _latency(figure: dict[str, Any] | None) -> str:
@@ -59,9 +61,12 @@ def _statements(results: dict[str, Any], shape: str) -> str:
 def _ingestion_rows(table: Table, results: dict[str, Any]) -> None:
     ingestion = results.get("ingestion", {})
     config = results.get("config", {})
+    rounds = config.get("ingest_rounds") or 1
+    of_rounds = f", median of {rounds} rounds [dim](range)[/]" if rounds > 1 else ""
     table.add_row(
         f"[bold]Ingestion over HTTP[/]: {config.get('ingest_events', 0):,} demo events per run, "
-        f"batches of {config.get('batch_size')}, {config.get('concurrency')} clients (events/s)"
+        f"batches of {config.get('batch_size')}, {config.get('concurrency')} clients "
+        f"(events/s{of_rounds})"
     )
     limits = {d: ingestion.get(d, {}).get("limit", {}).get("events_per_second") for d in DIALECTS}
     for route, (target, kind) in ROUTES.items():
@@ -75,7 +80,9 @@ def _ingestion_rows(table: Table, results: dict[str, Any]) -> None:
     table.add_row(
         "  limit: the same rows inserted raw",
         *(
-            f"{limits[d]:,.0f} ({ingestion[d]['limit']['method']})" if limits[d] else "—"
+            f"{_rate(ingestion[d]['limit'], None)} ({ingestion[d]['limit']['method']})"
+            if limits[d]
+            else "—"
             for d in DIALECTS
         ),
         "executemany per batch / COPY per batch, fresh events table",

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.ingestion import median_round
 from tests.conftest import PG_URL
 
 ROOT = Path(__file__).parent.parent
@@ -30,6 +31,8 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         "20",  # two copies: the replication runs too
         "--ingest-events",
         "200",
+        "--ingest-rounds",
+        "2",
         "--batch-size",
         "100",
         "--runs",
@@ -47,6 +50,7 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Usertrail bench" in done.stdout
+    assert "median of 2 rounds" in done.stdout
     assert "GraphQL trackBatch" in done.stdout and "user timeline" in done.stdout
     figures = json.loads(output.read_text())
     assert figures["errors"] == []
@@ -56,6 +60,7 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         assert ingestion["limit"]["events_per_second"] > 0
         for route in ("GraphQL trackBatch", "Heap /api/track (bulk)", "Segment /v1/batch"):
             assert ingestion[route]["events"] == 200 or "skipped" in ingestion[route]
+            assert len(ingestion[route].get("rounds", [None, None])) == 2
         shapes = {shape["key"] for shape in figures["shapes"]}
         assert set(figures["queries"][dialect]) == shapes
         assert all(figure["p50_ms"] > 0 for figure in figures["queries"][dialect].values())
@@ -72,3 +77,17 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
     assert definitions["events"] == 2000 and len(definitions["backfills"]) >= 1
     assert all(row["seconds"] > 0 for row in definitions["backfills"])
     assert "ingestion_us_per_event_per_definition" in definitions
+
+
+def test_an_ingestion_figure_is_its_median_round() -> None:
+    runs = [
+        {"events": 10, "events_per_second": 300.0, "peak_rss_mb": 90.0},
+        {"events": 10, "events_per_second": 100.0, "peak_rss_mb": 120.0},
+        {"events": 10, "events_per_second": 200.0, "peak_rss_mb": 80.0},
+    ]
+    middle = median_round(runs)
+    assert middle["events_per_second"] == 200.0
+    assert middle["rounds"] == [300.0, 100.0, 200.0]
+    assert middle["peak_rss_mb"] == 120.0  # the peak of every round, not the median's
+    assert median_round(runs[:2])["events_per_second"] == 100.0  # the lower middle
+    assert median_round([{"skipped": "no route"}]) == {"skipped": "no route"}
