@@ -20,7 +20,7 @@ from services.clock import random_user_id
 from services.errors import Conflict, NotFound
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
-from services.sql import chunks, insert_ignoring_duplicates, keys_in
+from services.sql import chunks, insert_ignoring_duplicates
 from services.traits import traits_of_row
 
 U = User.__table__
@@ -83,21 +83,30 @@ async def _routes(
     if not keys:
         return {}
     routes: dict[UserKey, int] = {}
-    pairs = [(k.kind, k.value) for k in keys]
-    for chunk in chunks(pairs, 400):
-        rows = await conn.execute(
-            select(A.c.kind, A.c.alias, A.c.user_id).where(
-                A.c.environment_id == environment_id, keys_in((A.c.kind, A.c.alias), chunk)
+    by_kind: dict[str, list[str]] = {}
+    for key in keys:
+        by_kind.setdefault(key.kind, []).append(key.value)
+    for kind, values in by_kind.items():  # one IN list per kind: seeks (env, kind, alias)
+        for chunk in chunks(values):
+            rows = await conn.execute(
+                _ALIASES, {"env": environment_id, "kind": kind, "aliases": list(chunk)}
             )
-        )
-        routes.update({UserKey(r.kind, r.alias): r.user_id for r in rows})
+            routes.update({UserKey(kind, alias): user for alias, user in rows})
     plain = {int(k.value): k for k in keys if k.kind == "user_id" and k not in routes}
-    for chunk in chunks(list(plain), 400):
-        rows = await conn.execute(
-            select(U.c.user_id).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
-        )
-        routes.update({plain[r.user_id]: r.user_id for r in rows})
+    for chunk in chunks(list(plain)):
+        rows = await conn.execute(_USERS_IN, {"env": environment_id, "users": list(chunk)})
+        routes.update({plain[user]: user for (user,) in rows})
     return routes
+
+
+_ALIASES = select(A.c.alias, A.c.user_id).where(
+    A.c.environment_id == bindparam("env"),
+    A.c.kind == bindparam("kind"),
+    A.c.alias.in_(bindparam("aliases", expanding=True)),
+)
+_USERS_IN = select(U.c.user_id).where(
+    U.c.environment_id == bindparam("env"), U.c.user_id.in_(bindparam("users", expanding=True))
+)
 
 
 async def _create_users(
