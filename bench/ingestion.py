@@ -375,7 +375,8 @@ async def _limit(
 
 def median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median rate (the lower middle one of an even count), with every
-    round's rate in `rounds`; a skipped route's first answer."""
+    round's rate in `rounds` and the largest peak RSS of all rounds; a skipped route's first
+    answer."""
     measured = [run for run in runs if "events_per_second" in run]
     if not measured:
         return runs[0]

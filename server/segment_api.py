@@ -219,7 +219,9 @@ async def _environment(state: Any, write_key: Any) -> int:
 
 
 async def _run(db: Any, environment_id: int, plan: Plan, *, single: bool) -> Response:
-    if len(plan.links) <= MAX_ITEMS and len(plan.events) <= MAX_ITEMS:  # one write
+    # Links, then events: in one write where they fit one service call each (on SQLite), so
+    # that a failure stores neither; larger batches commit their links first.
+    if len(plan.links) <= MAX_ITEMS and len(plan.events) <= MAX_ITEMS:
         linked, tracked = await link_and_track(
             db,
             environment_id=environment_id,

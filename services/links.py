@@ -26,6 +26,7 @@ from services.ingest import (
     anonymous_id,
     prepare_track,
     store_track_requests,
+    track,
     tracked,
     writer,
 )
@@ -43,7 +44,7 @@ class AnonymousLink:
 
 @dataclass(slots=True)
 class LinkRequest:
-    """A `link_anonymous_ids` call's valid links, and what was said of the others."""
+    """A call's valid links, and what was said of the others, waiting to be applied."""
 
     links: list[tuple[int, UserKey, UserKey, bool]]  # (index, anonymous id, identity, explicit)
     problems: list[Problem]
@@ -77,9 +78,18 @@ async def link_and_track(
     links: Sequence[AnonymousLink],
     items: Sequence[TrackItem],
 ) -> tuple[Outcome, Outcome]:
-    """`link_anonymous_ids`, then `ingest.track`, in one write transaction (Segment: the links
-    of a request's messages come before their events): one turn of the group writer rather
-    than two, and the links of concurrent requests are resolved together."""
+    """`link_anonymous_ids`, then `ingest.track` (Segment: the links of a request's messages
+    come before their events).
+
+    On SQLite both go in one write transaction, one turn of the group writer rather than two,
+    shared with concurrent requests. On PostgreSQL they stay two transactions: each takes all
+    its key locks before its user locks (services/locks.py), and events after links in one
+    transaction would take key locks after user locks, so that two requests whose users cross
+    could deadlock.
+    """
+    if not db.is_sqlite:
+        linked = await link_anonymous_ids(db, environment_id=environment_id, links=links)
+        return linked, await track(db, environment_id=environment_id, items=items)
     link_request = prepare_links(links, "batch")
     track_request = await prepare_track(environment_id=environment_id, items=items)
     size = len(link_request.links) + len(track_request.items)

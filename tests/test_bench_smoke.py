@@ -60,7 +60,8 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         assert ingestion["limit"]["events_per_second"] > 0
         for route in ("GraphQL trackBatch", "Heap /api/track (bulk)", "Segment /v1/batch"):
             assert ingestion[route]["events"] == 200 or "skipped" in ingestion[route]
-            assert len(ingestion[route].get("rounds", [None, None])) == 2
+            if "skipped" not in ingestion[route]:
+                assert len(ingestion[route]["rounds"]) == 2
         shapes = {shape["key"] for shape in figures["shapes"]}
         assert set(figures["queries"][dialect]) == shapes
         assert all(figure["p50_ms"] > 0 for figure in figures["queries"][dialect].values())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -130,3 +131,35 @@ async def test_concurrent_calls_share_one_write(
     assert writes == [3]
     owners = await _owners(db, environment_id)
     assert owners == {f"c{n}e0": f"person-{n}" for n in range(3)}
+
+
+async def test_concurrent_calls_with_crossing_users_take_no_retries(
+    db: Database, environment_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each call links one anonymous id and sends events of the other's: on PostgreSQL, one
+    transaction taking key locks after user locks would deadlock here (and retry)."""
+    caplog.set_level(logging.INFO, logger="models.db")
+    for round_number in range(4):
+        first, second = f"r{round_number}a1", f"r{round_number}a2"
+        for anonymous in (first, second):  # both anonymous users exist beforehand
+            await ingest.track(
+                db,
+                environment_id=environment_id,
+                items=[TrackItem(event="pageview", anonymous_id=anonymous, source="WEB")],
+            )
+        await asyncio.gather(
+            links.link_and_track(
+                db,
+                environment_id=environment_id,
+                links=[links.AnonymousLink(first, f"r{round_number}i1")],
+                items=[TrackItem(event="click", anonymous_id=second, source="WEB")],
+            ),
+            links.link_and_track(
+                db,
+                environment_id=environment_id,
+                links=[links.AnonymousLink(second, f"r{round_number}i2")],
+                items=[TrackItem(event="click", anonymous_id=first, source="WEB")],
+            ),
+        )
+    assert [r.message for r in caplog.records if "retrying" in r.message] == []
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
