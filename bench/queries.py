@@ -5,7 +5,8 @@ to a `usertrail serve` subprocess; p50 and p95 by nearest rank. Statements: the 
 against `server.app.create_app` in this process (httpx ASGITransport), reading the server's
 `Database.statement_count` before and after, at a small and a large page size: the count
 must not grow with the page. The segment pair (issue 9) runs the FILTERED_USERS filter inline
-and saved as a segment (created once per database, found by name afterwards).
+and saved as a segment (created once per database, found by name afterwards), one request of
+each in turn, so that their ratio does not measure the machine's drift between two blocks.
 """
 
 from __future__ import annotations
@@ -177,20 +178,43 @@ async def latency(
     returned: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
     """p50/p95 of `runs` requests (fewer if they would take longer than `max_seconds`)."""
-    for _ in range(2):
-        data = await post(client, query, variables)
-    timings: list[float] = []
-    budget = time.perf_counter() + max_seconds
-    while len(timings) < runs and (len(timings) < 5 or time.perf_counter() < budget):
-        started = time.perf_counter()
-        await post(client, query, variables)
-        timings.append((time.perf_counter() - started) * 1000)
-    return {
-        "p50_ms": round(percentile(timings, 0.5), 2),
-        "p95_ms": round(percentile(timings, 0.95), 2),
-        "runs": len(timings),
-        "returned": returned(data),
-    }
+    [found] = await latencies(
+        client, [(query, variables, returned)], runs=runs, max_seconds=max_seconds
+    )
+    return found
+
+
+async def latencies(
+    client: httpx.AsyncClient,
+    requests: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], str]]],
+    *,
+    runs: int,
+    max_seconds: float,
+) -> list[dict[str, Any]]:
+    """p50/p95 of each request over `runs` rounds that send each request once, in turn (fewer
+    rounds if they would take longer than `max_seconds`): a slow spell of the machine falls on
+    all of them alike, which matters where their ratio is the figure."""
+    answers = []
+    for query, variables, _ in requests:
+        for _ in range(2):
+            data = await post(client, query, variables)
+        answers.append(data)
+    timings: list[list[float]] = [[] for _ in requests]
+    budget = time.perf_counter() + max_seconds * len(requests)
+    while len(timings[0]) < runs and (len(timings[0]) < 5 or time.perf_counter() < budget):
+        for spent, (query, variables, _) in zip(timings, requests, strict=True):
+            started = time.perf_counter()
+            await post(client, query, variables)
+            spent.append((time.perf_counter() - started) * 1000)
+    return [
+        {
+            "p50_ms": round(percentile(spent, 0.5), 2),
+            "p95_ms": round(percentile(spent, 0.95), 2),
+            "runs": len(spent),
+            "returned": returned(data),
+        }
+        for spent, data, (_, _, returned) in zip(timings, answers, requests, strict=True)
+    ]
 
 
 async def ensure_segment(client: httpx.AsyncClient) -> str:
@@ -211,16 +235,21 @@ async def measure(
     results = {}
     async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
         segment_id = await ensure_segment(client)
-        for shape in SHAPES:
-            results[shape.key] = await latency(
+        # The segment pair's ratio is a figure: its two shapes are measured in turn.
+        pair = [s for s in SHAPES if s.key in SEGMENT_PAIR]
+        batches = [[s] for s in SHAPES if s.key not in SEGMENT_PAIR] + ([pair] if pair else [])
+        for shapes in batches:
+            found = await latencies(
                 client,
-                shape.query,
-                shape.variables(shape.pages[1], user_id, segment_id),
+                [
+                    (s.query, s.variables(s.pages[1], user_id, segment_id), s.returned)
+                    for s in shapes
+                ],
                 runs=runs,
                 max_seconds=max_seconds,
-                returned=shape.returned,
             )
-    return results
+            results.update({s.key: f for s, f in zip(shapes, found, strict=True)})
+    return {s.key: results[s.key] for s in SHAPES}
 
 
 async def statement_counts(database_url: str, user_id: str) -> dict[str, dict[str, int]]:
