@@ -1,6 +1,6 @@
 """Query shapes of the Users & Sessions pages: latency over HTTP, SQL statements in-process.
 
-Latency: `runs` sequential requests per shape (after two warm-up requests) from one client
+Latency: `runs` sequential requests per shape (after five warm-up requests) from one client
 to a `usertrail serve` subprocess; p50 and p95 by nearest rank. Statements: the same shapes
 against `server.app.create_app` in this process (httpx ASGITransport), reading the server's
 `Database.statement_count` before and after, at a small and a large page size: the count
@@ -168,6 +168,10 @@ async def post(client: httpx.AsyncClient, query: str, variables: dict[str, Any])
     return dict(body["data"])
 
 
+WARM_UP = 5  # requests of each before the measured ones (a fresh server's first are slower)
+Request = tuple[httpx.AsyncClient, str, dict[str, Any], Callable[[dict[str, Any]], str]]
+
+
 async def latency(
     client: httpx.AsyncClient,
     query: str,
@@ -179,30 +183,27 @@ async def latency(
 ) -> dict[str, Any]:
     """p50/p95 of `runs` requests (fewer if they would take longer than `max_seconds`)."""
     [found] = await latencies(
-        client, [(query, variables, returned)], runs=runs, max_seconds=max_seconds
+        [(client, query, variables, returned)], runs=runs, max_seconds=max_seconds
     )
     return found
 
 
 async def latencies(
-    client: httpx.AsyncClient,
-    requests: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], str]]],
-    *,
-    runs: int,
-    max_seconds: float,
+    requests: list[Request], *, runs: int, max_seconds: float
 ) -> list[dict[str, Any]]:
-    """p50/p95 of each request over `runs` rounds that send each request once, in turn (fewer
-    rounds if they would take longer than `max_seconds`): a slow spell of the machine falls on
-    all of them alike, which matters where their ratio is the figure."""
+    """p50/p95 of each request (client, query, variables, what it returned) over `runs` rounds
+    that send each request once, in turn (fewer rounds if they would take longer than
+    `max_seconds` each): a slow spell of the machine falls on all of them alike, which matters
+    where their ratio is the figure."""
     answers = []
-    for query, variables, _ in requests:
-        for _ in range(2):
+    for client, query, variables, _ in requests:
+        for _ in range(WARM_UP):
             data = await post(client, query, variables)
         answers.append(data)
     timings: list[list[float]] = [[] for _ in requests]
     budget = time.perf_counter() + max_seconds * len(requests)
     while len(timings[0]) < runs and (len(timings[0]) < 5 or time.perf_counter() < budget):
-        for spent, (query, variables, _) in zip(timings, requests, strict=True):
+        for spent, (client, query, variables, _) in zip(timings, requests, strict=True):
             started = time.perf_counter()
             await post(client, query, variables)
             spent.append((time.perf_counter() - started) * 1000)
@@ -213,7 +214,7 @@ async def latencies(
             "runs": len(spent),
             "returned": returned(data),
         }
-        for spent, data, (_, _, returned) in zip(timings, answers, requests, strict=True)
+        for spent, data, (*_, returned) in zip(timings, answers, requests, strict=True)
     ]
 
 
@@ -240,9 +241,8 @@ async def measure(
         batches = [[s] for s in SHAPES if s.key not in SEGMENT_PAIR] + ([pair] if pair else [])
         for shapes in batches:
             found = await latencies(
-                client,
                 [
-                    (s.query, s.variables(s.pages[1], user_id, segment_id), s.returned)
+                    (client, s.query, s.variables(s.pages[1], user_id, segment_id), s.returned)
                     for s in shapes
                 ],
                 runs=runs,

@@ -118,7 +118,10 @@ def _query_rows(table: Table, results: dict[str, Any]) -> None:
         if key == "nested":
             ours = f"PostGraphile 4 on PG: {_latency(peer.get('postgraphile'))}"
             if peer.get("ratio_p50") is not None:
-                ours += f"; Usertrail/PostGraphile p50 = {peer['ratio_p50']:.2f}×"
+                ours += (
+                    f"; Usertrail in turn with it: {_latency(peer.get('usertrail_in_turn'))}; "
+                    f"Usertrail/PostGraphile p50 = {peer['ratio_p50']:.2f}×"
+                )
             comparison = f"{ours}\n{comparison}"
         if key == "segment_saved":
             comparison = f"{_segment_ratio(results)}\n{comparison}"
