@@ -103,6 +103,10 @@ class TrackRequest:
     problems: list[Problem]
     received_us: int
 
+    def outcome(self) -> Outcome:
+        """What the call did before any item is written: repeats and refused items."""
+        return Outcome(duplicates=self.repeated, problems=list(self.problems))
+
 
 def anonymous_id(value: Any) -> str:
     """A Segment anonymousId: any text of 1..1024 characters that can be stored."""
@@ -231,7 +235,7 @@ async def track(
             store_track_requests, request, len(request.items)
         )
     else:
-        outcome = Outcome(duplicates=request.repeated, problems=request.problems)
+        outcome = request.outcome()
     return tracked(environment_id, outcome)
 
 
@@ -269,13 +273,19 @@ async def prepare_track(
 
 def tracked(environment_id: int, outcome: Outcome) -> Outcome:
     """A `track` call's outcome, its problems in index order, counted in the telemetry."""
-    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
+    in_index_order(outcome)
     telemetry.record_ingestion(
         environment_id,
         accepted=outcome.accepted,
         duplicates=outcome.duplicates,
         codes=[p.code for p in outcome.problems],
     )
+    return outcome
+
+
+def in_index_order(outcome: Outcome) -> Outcome:
+    """The outcome with its problems sorted by item index (those without one first)."""
+    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
     return outcome
 
 
@@ -300,7 +310,7 @@ async def store_track_requests(
     outcomes: list[Outcome] = []
     items: list[_Valid] = []
     for request in requests:
-        outcome = Outcome(duplicates=request.repeated, problems=list(request.problems))
+        outcome = request.outcome()
         outcomes.append(outcome)
         for item in request.items:  # fresh ids per attempt: a retry after a collision draws anew
             item.row["id"] = row_ids.next()

@@ -24,6 +24,7 @@ from services.ingest import (
     TrackItem,
     TrackRequest,
     anonymous_id,
+    in_index_order,
     prepare_track,
     store_track_requests,
     track,
@@ -50,6 +51,10 @@ class LinkRequest:
     problems: list[Problem]
     received_us: int
 
+    def outcome(self) -> Outcome:
+        """What the call did before any link is applied: the refused links."""
+        return Outcome(problems=list(self.problems))
+
 
 async def link_anonymous_ids(
     db: Database, *, environment_id: int, links: Sequence[AnonymousLink], field_name: str = "batch"
@@ -64,11 +69,11 @@ async def link_anonymous_ids(
     """
     request = prepare_links(links, field_name)
     if not request.links:
-        return Outcome(problems=request.problems)
+        return request.outcome()
     outcome = await writer(db, environment_id).submit(
         _apply_link_requests, (environment_id, request), len(request.links)
     )
-    return _in_order(outcome)
+    return in_index_order(outcome)
 
 
 async def link_and_track(
@@ -94,13 +99,12 @@ async def link_and_track(
     track_request = await prepare_track(environment_id=environment_id, items=items)
     size = len(link_request.links) + len(track_request.items)
     if size == 0:
-        linked = Outcome(problems=link_request.problems)
-        stored = Outcome(duplicates=track_request.repeated, problems=track_request.problems)
+        linked, stored = link_request.outcome(), track_request.outcome()
     else:
         linked, stored = await writer(db, environment_id).submit(
             _links_then_events, (environment_id, link_request, track_request), size
         )
-    return _in_order(linked), tracked(environment_id, stored)
+    return in_index_order(linked), tracked(environment_id, stored)
 
 
 def prepare_links(links: Sequence[AnonymousLink], field_name: str) -> LinkRequest:
@@ -119,11 +123,6 @@ def prepare_links(links: Sequence[AnonymousLink], field_name: str) -> LinkReques
             (index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit)
         )
     return LinkRequest(valid, problems, now_us())
-
-
-def _in_order(outcome: Outcome) -> Outcome:
-    outcome.problems.sort(key=lambda p: p.index if p.index is not None else -1)
-    return outcome
 
 
 async def _apply_link_requests(
@@ -155,20 +154,12 @@ async def _links_then_events(
 async def _apply_links(conn: AsyncConnection, environment_id: int, request: LinkRequest) -> Outcome:
     """Apply a call's valid links in the open write transaction."""
     valid, received = request.links, request.received_us
-    outcome = Outcome(problems=list(request.problems))
+    outcome = request.outcome()
     if not valid:
         return outcome
     # Lock every key up front, in one sorted batch, before any link takes more locks.
     known = await identities.resolve(
-        conn,
-        environment_id=environment_id,
-        keys={
-            key
-            for _, anonymous, who, explicit in valid
-            for key in (anonymous, who, *_previous_identity(anonymous, explicit))
-        },
-        now_us=received,
-        create=False,
+        conn, environment_id=environment_id, keys=_keys_of(valid), now_us=received, create=False
     )
     fresh = await _alias_fresh_ids(conn, environment_id, valid, known, received, outcome)
     for index, anonymous, who, explicit in valid:
@@ -217,16 +208,12 @@ async def _alias_fresh_ids(
         for link in links
         if link[0] not in candidate_indexes and not _linked_before(known, link[1], link[2])
     ]
-    busy = {
-        key
-        for _, anonymous, who, explicit in others
-        for key in (anonymous, who, *_previous_identity(anonymous, explicit))
-    }
+    busy = _keys_of(others)
     chosen = candidates
     while left := [link for link in chosen if link[1] in busy or link[2] in busy]:
         # Only the links found now leave, their keys becoming busy: a link that shares a key
         # with one of them is found in the next round, so its keys become busy in turn.
-        busy |= {key for _, anonymous, who, _ in left for key in (anonymous, who)}
+        busy |= _keys_of(left)
         gone = {link[0] for link in left}
         chosen = [link for link in chosen if link[0] not in gone]
     if not chosen:
@@ -292,6 +279,15 @@ async def _link(
         conn, environment_id=environment_id, user_id=user_id, identity=who.value, now_us=received_us
     )
     return done.user_id
+
+
+def _keys_of(links: Sequence[tuple[int, UserKey, UserKey, bool]]) -> set[UserKey]:
+    """The keys links name: anonymous ids, identities, and an alias's previous identity."""
+    return {
+        key
+        for _, anonymous, who, explicit in links
+        for key in (anonymous, who, *_previous_identity(anonymous, explicit))
+    }
 
 
 def _previous_identity(anonymous: UserKey, explicit: bool) -> tuple[UserKey, ...]:
