@@ -283,13 +283,14 @@ async def _peer(bench: Run, databases: Databases, url: str, data: datasets.Datas
     ):
         bench.say("PostGraphile 4 and Usertrail: the nested query, one request of each in turn")
         query = await peer.nested_query(theirs)
+        first = nested.pages[1]  # the page size of the nested shape's own runs
         usertrail, figure = await queries.latencies(
             [
-                (ours, nested.query, nested.variables(50, data.timeline_user), nested.returned),
+                (ours, nested.query, nested.variables(first, data.timeline_user), nested.returned),
                 (
                     theirs,
                     query,
-                    {"first": 50, "environment": data.environment_id},
+                    {"first": first, "environment": data.environment_id},
                     peer.nested_returned,
                 ),
             ],
