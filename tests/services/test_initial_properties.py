@@ -90,7 +90,9 @@ async def test_written_initial_properties_equal_a_full_recomputation(
 
     async def recompute(conn: object) -> None:
         await identity.refresh_initial_properties(
-            conn, environment_id=environment_id, user_ids=[77]  # type: ignore[arg-type]
+            conn,
+            environment_id=environment_id,
+            user_ids=[77],  # type: ignore[arg-type]
         )
 
     await db.write(recompute)
