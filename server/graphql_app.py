@@ -193,7 +193,15 @@ class GraphQLApp(GraphQL[Context, None]):
         return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        """The JSON body; Strawberry answers 400 to a JSONDecodeError, and to nothing else."""
+        """The JSON body; Strawberry answers 400 to a JSONDecodeError, and to nothing else.
+
+        orjson reads a body (a 500-event trackBatch) several times faster than the standard
+        library; what it refuses (UTF-16, NaN, integers past 64 bits, lone surrogates) is
+        read again by `json`, which accepts or explains it as before."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
         try:
             return json.loads(data)
         except RecursionError:  # nesting deeper than the interpreter's stack
