@@ -11,8 +11,13 @@ DEMO ?= 200
 DEMO_DAYS ?= 14
 # Extra arguments of `make bench`, e.g. BENCH_ARGS="--users 2000 --quick".
 BENCH_ARGS ?=
+# `make profile`: the ingestion route (graphql, heap, segment) and database (sqlite, postgresql)
+# to sample with py-spy, and extra arguments, e.g. PROFILE_ARGS="--events 120000 --top 20".
+ROUTE ?= heap
+DB ?= sqlite
+PROFILE_ARGS ?=
 
-.PHONY: serve test test-pg lint schema bench clean install
+.PHONY: serve test test-pg lint schema bench profile clean install
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3 if that is 3.11+)"; exit 1; }
@@ -41,6 +46,10 @@ schema: $(STAMP)  ## regenerate schema.graphql from the code
 
 bench: $(STAMP)  ## benchmarks: prints a table, writes bench/results/latest.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+profile: $(STAMP)  ## py-spy on the server while one route ingests: cores per thread, hot functions
+	@test -x $(BIN)/py-spy || $(BIN)/pip install --quiet 'py-spy>=0.4'
+	$(BIN)/python -m bench.profile --route $(ROUTE) --database $(DB) $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

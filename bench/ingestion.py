@@ -159,6 +159,16 @@ ROUTES = (
 # ------------------------------------------------------------------------------ HTTP
 
 
+def request_bodies(
+    route: Route, events: Sequence[TrackItem], batch_size: int, run: str
+) -> list[bytes]:
+    """`events` in `route`'s wire format, serialised, `batch_size` to a request."""
+    return [
+        orjson.dumps(route.body(events[i : i + batch_size], run))
+        for i in range(0, len(events), batch_size)
+    ]
+
+
 async def _route_exists(client: httpx.AsyncClient, route: Route) -> bool:
     answer = await client.post(route.path, content=b"{}", headers=route.headers)
     return answer.status_code != 404
@@ -202,10 +212,7 @@ async def measure_route(
 ) -> dict[str, Any]:
     """Events per second through `route` into `database_url`, and the server's peak RSS."""
     run = f"{route.path}-{time.time_ns()}"
-    bodies = [
-        orjson.dumps(route.body(events[i : i + batch_size], run))
-        for i in range(0, len(events), batch_size)
-    ]
+    bodies = request_bodies(route, events, batch_size, run)
     async with ServerProcess(database_url, log) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
             if not await _route_exists(client, route):
