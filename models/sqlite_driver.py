@@ -12,7 +12,8 @@ Here a cursor is made and closed on the calling thread (a plain sqlite3 object; 
 connection is opened with `check_same_thread=False`, SQLite is built serialized, and
 SQLAlchemy runs one statement at a time on a connection), and `execute` fetches the
 statement's rows in the same trip as it runs it. `fetchone`, `fetchmany`, `fetchall` and
-iteration then read those rows without another trip.
+iteration then read those rows without another trip. A cursor closed while its statement
+still runs (its caller cancelled) is closed on the worker thread, after the statement.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class OneTripCursor(aiosqlite.Cursor):
     def __init__(self, conn: aiosqlite.Connection, cursor: sqlite3.Cursor) -> None:
         super().__init__(conn, cursor)
         self._rows: deque[Any] = deque()
+        self._running = False  # a statement of this cursor is on the worker thread
 
     def __await__(self) -> Generator[Any, None, OneTripCursor]:
         """`await connection.cursor()` works as with aiosqlite."""
@@ -49,24 +51,35 @@ class OneTripCursor(aiosqlite.Cursor):
             cursor.execute(sql, () if parameters is None else parameters)
             return cursor.fetchall() if cursor.description else []
 
-        self._rows = deque(await self._execute(run))
+        self._rows = deque(await self._run(run))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> OneTripCursor:
-        self._rows = deque()
-        await self._execute(self._cursor.executemany, sql, parameters)
+        await self._run(partial(self._cursor.executemany, sql, parameters))
         return self
 
     async def executescript(self, sql_script: str) -> OneTripCursor:
-        self._rows = deque()
-        await self._execute(self._cursor.executescript, sql_script)
+        await self._run(partial(self._cursor.executescript, sql_script))
         return self
+
+    async def _run(self, work: Callable[[], Any]) -> Any:
+        self._rows = deque()  # a failed statement leaves no rows of the one before
+
+        def run() -> Any:
+            try:
+                return work()
+            finally:  # on the worker thread: a cancelled caller's await ends before this
+                self._running = False
+
+        self._running = True
+        return await self._execute(run)
 
     async def fetchone(self) -> Any:
         return self._rows.popleft() if self._rows else None
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
-        count = min(self.arraysize if size is None else size, len(self._rows))
+        wanted = self.arraysize if size is None else size
+        count = len(self._rows) if wanted <= 0 else min(wanted, len(self._rows))  # as sqlite3
         return [self._rows.popleft() for _ in range(count)]
 
     async def fetchall(self) -> list[Any]:
@@ -76,14 +89,19 @@ class OneTripCursor(aiosqlite.Cursor):
 
     async def close(self) -> None:
         self._rows.clear()
-        self._cursor.close()
+        if self._running:  # cancelled mid-statement: close after it, on the worker thread
+            await self._execute(self._cursor.close)
+        else:
+            self._cursor.close()
 
 
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors are `OneTripCursor`s, made without a trip."""
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
-        return OneTripCursor(self, self._conn.cursor())
+        if self._connection is None:  # as aiosqlite says it, which SQLAlchemy reads as a
+            raise sqlite3.OperationalError("no active connection")  # lost connection
+        return OneTripCursor(self, self._connection.cursor())
 
 
 def connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:

@@ -3,13 +3,14 @@ its rows read back as from any DB-API cursor."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from models.db import Database
+from models.db import Database, DatabaseUnavailable
 from models.sqlite_driver import OneTripConnection, connector
 
 
@@ -31,6 +32,8 @@ async def test_rows_read_back_in_order_by_every_fetch(connection: OneTripConnect
     cursor.arraysize = 2
     assert await cursor.fetchmany() == [(5,), (6,)]
     assert await cursor.fetchall() == [(7,), (8,), (9,), (10,)]
+    await cursor.execute("SELECT n FROM t WHERE n > ?", (7,))
+    assert await cursor.fetchmany(0) == [(8,), (9,), (10,)]  # as sqlite3: every row
     assert await cursor.fetchone() is None
     assert await cursor.fetchall() == []
     await cursor.execute("SELECT n FROM t WHERE n > ?", (8,))
@@ -44,10 +47,53 @@ async def test_a_failing_statement_raises_and_the_connection_goes_on(
     connection: OneTripConnection,
 ) -> None:
     cursor = await connection.cursor()
+    await cursor.execute("SELECT n FROM t")
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         await cursor.execute("SELECT * FROM missing")
+    assert await cursor.fetchone() is None  # no rows left of the statement before
     await cursor.execute("SELECT count(*) FROM t")
     assert await cursor.fetchall() == [(10,)]
+
+
+SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) "
+SLOW += "SELECT count(*) FROM c"
+
+
+async def test_a_cursor_closed_while_its_statement_runs_waits_for_it(
+    connection: OneTripConnection,
+) -> None:
+    """A caller cancelled mid-statement closes its cursor on the worker thread, after the
+    statement, and sees its cancellation (not sqlite3's "recursive use of cursors")."""
+
+    async def count() -> None:
+        async with await connection.cursor() as cursor:
+            await cursor.execute(SLOW)
+
+    task = asyncio.create_task(count())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cursor = await connection.cursor()
+    await cursor.execute("SELECT count(*) FROM t")
+    assert await cursor.fetchall() == [(10,)]
+
+
+async def test_a_closed_connection_is_read_as_lost_and_replaced(tmp_path: Path) -> None:
+    """As with SQLAlchemy's own adapter: the pool drops a connection closed under it."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}")
+    try:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+        await raw.close()
+        with pytest.raises(DatabaseUnavailable):
+            async with db.read() as conn:
+                await conn.execute(text("SELECT 1"))
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await db.dispose()
 
 
 async def test_sqlalchemy_statements_make_one_trip_each(tmp_path: Path) -> None:
