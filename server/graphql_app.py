@@ -35,7 +35,7 @@ from graph.extensions import is_unexpected, report_unexpected
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from server import auth, request_ids
-from server.http_errors import JSONBody
+from server.http_errors import JSON_REFUSED, JSONBody, parse_json
 from services.errors import Unavailable
 
 log = logging.getLogger("usertrail.graphql")
@@ -195,12 +195,12 @@ class GraphQLApp(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """The JSON body; Strawberry answers 400 to a JSONDecodeError, and to nothing else.
 
-        orjson reads a body (a 500-event trackBatch) several times faster than the standard
-        library; what it refuses (UTF-16, NaN, integers past 64 bits, lone surrogates) is
-        read again by `json`, which accepts or explains it as before."""
+        msgspec reads a body (a 500-event trackBatch) about twice as fast as the standard
+        library, with the same values; what it refuses (UTF-16, NaN, lone surrogates, deep
+        nesting) is read again by `json`, which accepts or explains it as before."""
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
+            return parse_json(data)
+        except JSON_REFUSED:
             pass
         try:
             return json.loads(data)
