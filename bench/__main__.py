@@ -65,8 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ingest-rounds", type=int, help="ingestion runs per route, the median shown (3)"
     )
-    parser.add_argument("--batch-size", type=int, default=500, help="events per request (500)")
-    parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients (4)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=ingestion.BATCH_SIZE,
+        help=f"events per request ({ingestion.BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=ingestion.CONCURRENCY,
+        help=f"concurrent clients ({ingestion.CONCURRENCY})",
+    )
     parser.add_argument(
         "--definition-events",
         type=int,

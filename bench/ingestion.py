@@ -37,6 +37,8 @@ from services.ingest import TrackItem
 TRACK_BATCH = """mutation($events: [TrackInput!]!) {
   trackBatch(events: $events) { accepted duplicates errors { index code message } } }"""
 WRITE_KEY = "bench-write-key"
+BATCH_SIZE = 500  # events per request
+CONCURRENCY = 4  # clients sending at once
 SEGMENT_LIBRARIES = {
     "WEB": "analytics.js",
     "IOS": "analytics-ios",

@@ -29,17 +29,22 @@ from functools import lru_cache
 from pathlib import Path
 
 import httpx
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from bench.databases import DEFAULT_PG_URL, Databases
-from bench.ingestion import ROUTES, _route_exists, _send, demo_events, request_bodies
+from bench.ingestion import (
+    BATCH_SIZE,
+    CONCURRENCY,
+    ROUTES,
+    _route_exists,
+    _send,
+    demo_events,
+    request_bodies,
+)
 from bench.server import ServerProcess
 
 ROUTE_NAMES = {"graphql": ROUTES[0], "heap": ROUTES[1], "segment": ROUTES[2]}
-BATCH_SIZE = 500
-CONCURRENCY = 4
 SEED = 1001  # the people `make bench` ingests
 LEAD_SECONDS = 0.2  # sending runs this long before py-spy starts
 MIN_WINDOW_SECONDS = 1.0  # the shortest sampling window, when sending ends early
@@ -344,7 +349,7 @@ async def record(
     route = ROUTE_NAMES[args.route]
     items = demo_events(args.events + BATCH_SIZE, seed=SEED)
     run = f"profile-{time.time_ns()}"
-    warmup = orjson.dumps(route.body(items[:BATCH_SIZE], run + "-w"))
+    warmup = request_bodies(route, items[:BATCH_SIZE], BATCH_SIZE, run + "-w")
     bodies = request_bodies(route, items[BATCH_SIZE:], BATCH_SIZE, run)
     command = [py_spy(), "record", "--duration", str(args.seconds), "--rate", str(args.rate)]
     command += ["--format", "raw", "--threads", "--idle", "--nonblocking"]
@@ -357,7 +362,7 @@ async def record(
         pid = server.process.pid
         if not await _route_exists(client, route):
             raise ProfileError(f"{route.path} does not exist on this server")
-        await _send(client, route, [warmup], 1)
+        await _send(client, route, warmup, 1)
         started = time.monotonic()
         sending = asyncio.create_task(_send(client, route, bodies, CONCURRENCY))
         sent_at: list[float] = []

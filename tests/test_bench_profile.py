@@ -6,7 +6,6 @@ The real run needs py-spy and the right to ptrace the server; without either it 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,7 +131,9 @@ def test_without_py_spy_it_says_how_to_install_it(
 
 
 def test_a_real_run_prints_the_tables(tmp_path: Path) -> None:
-    if not Path(sys.executable).with_name("py-spy").exists() and not shutil.which("py-spy"):
+    try:
+        profile.py_spy()
+    except profile.ProfileError:
         pytest.skip("py-spy is not installed (make profile installs it)")
     output = tmp_path / "profile.txt"
     command = [sys.executable, "-m", "bench.profile", "--route", "heap", "--database", "sqlite"]
