@@ -172,22 +172,6 @@ WARM_UP = 5  # requests of each before the measured ones (a fresh server's first
 Request = tuple[httpx.AsyncClient, str, dict[str, Any], Callable[[dict[str, Any]], str]]
 
 
-async def latency(
-    client: httpx.AsyncClient,
-    query: str,
-    variables: dict[str, Any],
-    *,
-    runs: int,
-    max_seconds: float,
-    returned: Callable[[dict[str, Any]], str],
-) -> dict[str, Any]:
-    """p50/p95 of `runs` requests (fewer if they would take longer than `max_seconds`)."""
-    [found] = await latencies(
-        [(client, query, variables, returned)], runs=runs, max_seconds=max_seconds
-    )
-    return found
-
-
 async def latencies(
     requests: list[Request], *, runs: int, max_seconds: float
 ) -> list[dict[str, Any]]:
