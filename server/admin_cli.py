@@ -41,7 +41,7 @@ def _database_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(subparsers: Any) -> None:
     """Add `env` and `key` to the `usertrail` command's subparsers."""
-    env = subparsers.add_parser("env", help="environments (env create NAME, env list)")
+    env = subparsers.add_parser("env", help="environments: env create NAME, env list")
     env_commands = env.add_subparsers(dest="action", required=True)
     create = env_commands.add_parser(
         "create", help="create an environment; prints its app_id on the last line"
@@ -50,10 +50,10 @@ def add_commands(subparsers: Any) -> None:
     _database_flag(create)
     _database_flag(env_commands.add_parser("list", help="list environments and their app ids"))
 
-    key = subparsers.add_parser("key", help="API keys (key create, key list, key revoke ID)")
+    key = subparsers.add_parser("key", help="API keys: key create, key list, key revoke ID")
     key_commands = key.add_subparsers(dest="action", required=True)
     create = key_commands.add_parser(
-        "create", help="create an API key; prints it (once, never again) on the last line"
+        "create", help="create an API key, printed once on the last line"
     )
     create.add_argument("--env", required=True, help="the environment's name")
     create.add_argument(

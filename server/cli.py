@@ -1,9 +1,10 @@
-"""The `usertrail` command: serve, migrate, demo, export-schema."""
+"""The `usertrail` command: serve the API, load demo data, migrate, manage environments and keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import sys
 import time
@@ -24,6 +25,12 @@ def _database_flag(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usertrail", description=__doc__)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"usertrail {importlib.metadata.version('usertrail')}",
+        help="print the installed version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="migrate the database and serve the API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -56,9 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     _database_flag(serve)
     demo = commands.add_parser(
         "demo",
-        help="load a deterministic demo data set through the ingestion service",
+        help="load demo data: people's activity until now",
         description="Migrate, then load N people's activity over D days (ending now) into the "
-        "environment the dev server reads (`default`), through the ingestion service.",
+        "environment the dev server reads (`default`), through the ingestion service. "
+        "Refuses an environment that already holds events unless --append is given.",
     )
     demo.add_argument("--users", type=int, default=1000, help="people (default 1000)")
     demo.add_argument("--days", type=int, default=14, help="days of activity (default 14)")
@@ -66,10 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--environment", default="default", help="environment name (default: default)"
     )
+    demo.add_argument(
+        "--append",
+        action="store_true",
+        help="load even when the environment already holds events (the same --seed sends "
+        "the same people's events again; another --seed adds other people)",
+    )
     _database_flag(demo)
-    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate = commands.add_parser(
+        "migrate", help="apply database migrations (serve does this on start)"
+    )
     _database_flag(migrate)
-    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export = commands.add_parser(
+        "export-schema", help="print the GraphQL schema (SDL) or write it to --output"
+    )
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
     admin_cli.add_commands(commands)
     return parser
@@ -99,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         upgrade(settings.database_url)
-        if not asyncio.run(_is_empty(settings.database_url)):
+        stored = asyncio.run(_stored_events(settings.database_url, args.environment))
+        if stored and not args.append:
             print(
-                "note: the database already holds users; the same --seed sends the same events "
-                "again (another --seed adds other people)",
+                f"usertrail demo: environment {args.environment!r} already holds {stored:,} "
+                "events; nothing loaded. Pass --append to add the demo data anyway (the same "
+                "--seed sends the same people's events again; another --seed adds other people).",
                 file=sys.stderr,
             )
+            return 1
         return load_demo(
             settings.database_url,
             users=args.users,
@@ -177,6 +198,17 @@ async def _is_empty(database_url: str) -> bool:
     db = Database(database_url)
     try:
         return await demo.is_empty(db)
+    finally:
+        await db.dispose()
+
+
+async def _stored_events(database_url: str, environment: str) -> int:
+    from models.db import Database
+    from services import demo
+
+    db = Database(database_url)
+    try:
+        return await demo.stored_events(db, environment=environment)
     finally:
         await db.dispose()
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
-from models import User
+from models import Environment, Event, User
 from models.db import Database
 from services import ingest
 from services.clock import DAY_US, MICROS, MINUTE_US, now_us, to_datetime
@@ -586,3 +586,16 @@ async def is_empty(db: Database) -> bool:
     """True when the database holds no user at all (in any environment)."""
     async with db.read() as conn:
         return not await conn.scalar(select(exists().select_from(User.__table__)))
+
+
+async def stored_events(db: Database, *, environment: str) -> int:
+    """How many events the environment called `environment` holds (0 when it does not exist)."""
+    events, environments = Event.__table__, Environment.__table__
+    async with db.read() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(events)
+            .join(environments, environments.c.id == events.c.environment_id)
+            .where(environments.c.name == environment)
+        )
+    return int(count or 0)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from models import Event, Session, User, UserAlias
 from models.db import Database
 from server.cli import main as usertrail
-from services import demo
+from services import demo, environments
 from services.clock import DAY_US, MICROS, to_micros
 
 NOW = to_micros(datetime(2026, 11, 20, 15, 30))
@@ -135,3 +135,12 @@ def test_the_demo_command_migrates_and_loads(
     url = f"sqlite+aiosqlite:///{tmp_path}/demo.db"
     assert usertrail(["demo", "--users", "25", "--days", "3", "--database-url", url]) == 0
     assert "of 25 people into environment 'default'" in capsys.readouterr().out
+
+
+async def test_stored_events_counts_one_environments_events(db: Database) -> None:
+    shop = await environments.ensure(db, name="shop")
+    await environments.ensure(db, name="empty")
+    report = await demo.load(db, environment_id=shop.id, batches=_generate(30))
+    assert await demo.stored_events(db, environment="shop") == report.events > 0
+    assert await demo.stored_events(db, environment="empty") == 0
+    assert await demo.stored_events(db, environment="missing") == 0
