@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.processes import ServerProcess
+from tests.demo_server import DemoServer
 
 USERTRAIL = Path(sys.executable).with_name("usertrail")
 CHOICES = re.compile(r"^  \{(?P<names>[a-z,-]+)\}$", re.MULTILINE)
@@ -110,7 +110,7 @@ def test_demo_refuses_an_environment_that_holds_events_unless_appending(
 async def test_serve_loads_the_demo_only_into_an_empty_database(tmp_path: Path) -> None:
     path = tmp_path / "serve.db"
     url = f"sqlite+aiosqlite:///{path}"
-    empty = DemoServer(url, tmp_path / "empty", users=12)
+    empty = DemoServer(url, tmp_path / "empty", users=12, days=2)
     await empty.start(timeout=300)
     await empty.stop()
     log = empty.log_path.read_text()
@@ -118,20 +118,8 @@ async def test_serve_loads_the_demo_only_into_an_empty_database(tmp_path: Path) 
     loaded = events_in(path)
     assert loaded > 0
 
-    again = DemoServer(url, tmp_path / "again", users=12)
+    again = DemoServer(url, tmp_path / "again", users=12, days=2)
     await again.start(timeout=300)
     await again.stop()
     assert "Empty database" not in again.log_path.read_text()
     assert events_in(path) == loaded
-
-
-class DemoServer(ServerProcess):
-    """`usertrail serve --dev --demo-if-empty N --demo-days 2`."""
-
-    def __init__(self, database_url: str, log_dir: Path, *, users: int):
-        log_dir.mkdir()
-        super().__init__(database_url, log_dir)
-        self.users = users
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--demo-if-empty", str(self.users), "--demo-days", "2"]
