@@ -170,6 +170,12 @@ def test_every_block_is_run_or_marked_skip() -> None:
     assert sum(e.skip is None for e in EXAMPLES) >= 5
 
 
+def test_the_readme_states_the_demo_size_make_serve_loads() -> None:
+    users, days = makefile_demo()
+    text = " ".join(README.read_text().split())
+    assert f"{users} people" in text and f"{days} days" in text
+
+
 def test_the_parser_reads_markers_blocks_and_indentation() -> None:
     markdown = (
         "text\n\n<!-- readme-test: skip (needs a production database) -->\n"
