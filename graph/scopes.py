@@ -21,6 +21,7 @@ from typing import Any
 
 from graphql import (
     BREAK,
+    SKIP,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -123,6 +124,12 @@ class _NestedCheck(Visitor):
         self.info = info
         self.principal = principal
         self.refused: GraphQLError | None = None
+
+    def enter_argument(self, *_: Any) -> Any:
+        return SKIP  # values hold no fields: a 1000-item inline batch is not walked
+
+    def enter_variable_definition(self, *_: Any) -> Any:
+        return SKIP
 
     def enter_field(self, node: FieldNode, *_: Any) -> Any:
         parent = self.info.get_parent_type()
