@@ -161,3 +161,30 @@ async def test_forged_filter_ids_out_of_range_name_the_field(
         body = await api.raw(query, s=ids.encode(kind, number))
         (error,) = body["errors"]
         assert error["extensions"]["field"] == field, error
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, 10**30, -(2**64)])
+@pytest.mark.parametrize("op", ["EQUALS", "NOT_EQUALS", "GREATER_THAN", "LESS_THAN"])
+async def test_a_whole_number_beyond_64_bits_in_a_filter_is_compared_not_sent_raw(
+    api: Api, errors_logged: list[logging.LogRecord], value: int, op: str
+) -> None:
+    await _seed(api)
+    added = await api.gql(
+        'mutation { addUserProperties(input: {userId: "5", properties: {n: 7}}) '
+        "{ errors { code } } }"
+    )
+    assert added["addUserProperties"]["errors"] == []
+    body = await api.raw(
+        """query($c: [PropertyCondition!]) { users(filter: {properties: $c}) {
+             edges { node { userId } } } }""",
+        c=[{"property": "n", "op": op, "value": value}],
+    )
+    assert "errors" not in body, body
+    listed = [e["node"]["userId"] for e in body["data"]["users"]["edges"]]
+    holds = {
+        "EQUALS": 7 == value,
+        "NOT_EQUALS": 7 != value,
+        "GREATER_THAN": 7 > value,
+        "LESS_THAN": 7 < value,
+    }[op]
+    assert listed == (["5"] if holds else [])
