@@ -7,6 +7,7 @@ merged user's userId alias (services/identity.merge re-points it at the survivor
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import strawberry
@@ -46,10 +47,7 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         row = await loaders.definition.load(parts[0])
         return EventDefinition.from_row(row) if row is not None else None
     if kind == "Segment" and len(parts) == 1:
-        async with info.context.db.read() as conn:
-            row = await segments.get(
-                conn, environment_id=info.context.environment_id, segment_id=parts[0]
-            )
+        row = await loaders.read(functools.partial(segments.get, segment_id=parts[0]))
         return Segment.from_row(row) if row is not None else None
     if kind == "Event" and len(parts) == 2:
         row = await loaders.event.load(parts)
