@@ -42,7 +42,14 @@ class Event(Node):
     """An event row; fields that take work to compute read the row when selected."""
 
     row: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(
+        resolver=_id,
+        description=(
+            "Opaque global id. An id read before a merge moved the event to another user "
+            "still finds it through node(id:); the event then answers an id naming its "
+            "new user. Null once the user is deleted."
+        ),
+    )
     type: str = strawberry.field(
         description="Raw type: pageview, click, submit, change, or the custom/server event name."
     )

@@ -15,13 +15,16 @@ class TrackPayload:
     duplicates: int = strawberry.field(description="Items skipped as already seen.")
     errors: list[UserError] = strawberry.field(description="Items refused, with reasons.")
     event: Event | None = strawberry.field(
-        default=None, description="The stored event (single track only)."
+        default=None,
+        description="The stored event (single track only); an ingest key may select its id only.",
     )
 
 
 @strawberry.type(description="Result of identify.")
 class IdentifyPayload:
-    user: User | None = strawberry.field(description="The identified user.")
+    user: User | None = strawberry.field(
+        description="The identified user; an ingest key may select its id and userId only."
+    )
     merged: bool = strawberry.field(
         description="True when the anonymous user was merged into an identified one."
     )
@@ -30,7 +33,9 @@ class IdentifyPayload:
 
 @strawberry.type(description="Result of addUserProperties.")
 class UserPropertiesPayload:
-    user: User | None = strawberry.field(description="The updated user.")
+    user: User | None = strawberry.field(
+        description="The updated user; an ingest key may select its id and userId only."
+    )
     errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")
 
 

@@ -63,7 +63,15 @@ class Session(Node):
 
     row: strawberry.Private[Any]
     highlight: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(
+        resolver=_id,
+        description=(
+            "Opaque global id, valid while the session exists: a session extended by new "
+            "events keeps it, but a merge recomputes the merged user's sessions under new "
+            "ids, and node(id:) of an id read before answers null (refetch through the "
+            "user, or through an event's session)."
+        ),
+    )
     origin: SessionOrigin = strawberry.field(
         resolver=_origin,
         description="CLIENT, or SERVER for a session made only of server-side events.",

@@ -56,7 +56,14 @@ class User(Node):
     """A user row; fields that take work to compute read the row when selected."""
 
     row: strawberry.Private[Any]
-    id: strawberry.ID = strawberry.field(resolver=_id, description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(
+        resolver=_id,
+        description=(
+            "Opaque global id. Stable for the user's life; after a merge (identify, alias) "
+            "node(id:) of the merged user's id answers the user it was merged into, under "
+            "that user's own id. Null once the user is deleted."
+        ),
+    )
     user_id: str = strawberry.field(description="Numeric user id (0 .. 2^53-1), as a string.")
     identity: str | None = strawberry.field(description="The identity, when identified.")
     display_name: str = strawberry.field(

@@ -39,6 +39,7 @@ from models.db import Database
 from services import definitions, listing, rage_clicks, reading
 from services.clock import now_us
 from services.filters import Compiler, EventMatch, UserSessionFilter
+from services.identity import UserKey, find_users
 
 K = TypeVar("K", bound=Hashable)
 MAX_BATCH = 2000
@@ -66,6 +67,7 @@ class Loaders:
     """The loaders of one request, bound to its environment."""
 
     user = LoaderOf("_users")
+    user_by_key = LoaderOf("_users_by_key")
     session_stats = LoaderOf("_session_stats")
     session = LoaderOf("_sessions")
     event = LoaderOf("_events")
@@ -165,6 +167,9 @@ class Loaders:
     async def _users(self, keys: list[int]) -> list[Any]:
         found = await self._read(reading.users_by_id, user_ids=keys)
         return [found.get(k) for k in keys]
+
+    async def _users_by_key(self, keys: list[UserKey]) -> list[Any]:
+        return await users_by_key(self, keys)
 
     async def _session_stats(self, keys: list[int]) -> list[tuple[int, int]]:
         found = await self._read(reading.session_stats, user_ids=keys)
@@ -453,3 +458,16 @@ async def _grouped(
         found = await fetch(owners, *shape)
         pages.update({(owner, *shape): found.get(owner, []) for owner in owners})
     return [pages[tuple(key)] for key in keys]
+
+
+async def users_by_key(loaders: Loaders, keys: Sequence[UserKey]) -> list[Any]:
+    """The user rows userIds and identities route to, merges followed (None: nobody).
+
+    One batch for every `user(userId:|identity:)` and `node(id:)` of a request, whatever
+    their number: two statements (aliases, then plain userIds). The rows found are primed
+    into `loaders.user`, so fields reading a user by its id do not read it again.
+    """
+    found = await loaders.read(functools.partial(find_users, keys=keys))
+    for row in found.values():
+        loaders.user.prime(row.user_id, row)
+    return [found.get(key) for key in keys]

@@ -20,7 +20,7 @@ from services.clock import random_user_id
 from services.errors import Conflict, NotFound
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
-from services.sql import chunks, insert_ignoring_duplicates
+from services.sql import chunks, insert_ignoring_duplicates, keys_in
 from services.traits import traits_of_row
 
 U = User.__table__
@@ -550,6 +550,33 @@ async def resolve_existing(
 ) -> int | None:
     """The user a key routes to, without locking or creating anything (for reads)."""
     return (await _routes(conn, environment_id, {key})).get(key)
+
+
+async def find_users(
+    conn: AsyncConnection, *, environment_id: int, keys: Sequence[UserKey]
+) -> dict[UserKey, Any]:
+    """The user row each key routes to (for reads): aliases first, so a userId merged away
+    finds the user it was merged into, then plain userIds. At most two statements."""
+    found: dict[UserKey, Any] = {}
+    wanted = list(set(keys))
+    for chunk in chunks(wanted):
+        rows = await conn.execute(
+            select(A.c.kind, A.c.alias, U)
+            .join(U, (U.c.environment_id == A.c.environment_id) & (U.c.user_id == A.c.user_id))
+            .where(
+                A.c.environment_id == environment_id,
+                keys_in((A.c.kind, A.c.alias), [(k.kind, k.value) for k in chunk]),
+            )
+        )
+        for row in rows:
+            found[UserKey(row.kind, row.alias)] = row
+    plain = {int(k.value): k for k in wanted if k.kind == "user_id" and k not in found}
+    for chunk in chunks(list(plain)):
+        rows = await conn.execute(
+            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
+        )
+        found.update({plain[row.user_id]: row for row in rows})
+    return found
 
 
 async def delete_user(
