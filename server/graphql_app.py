@@ -149,7 +149,9 @@ class GraphQLApp(GraphQL[Context, None]):
         self, schema: Any, *, persisted_queries: PersistedQueries | None = None, **options: Any
     ):
         super().__init__(schema, **options)
-        self.persisted_queries = persisted_queries or PersistedQueries()
+        if persisted_queries is None:  # (an empty cache is falsy: it has a length)
+            persisted_queries = PersistedQueries()
+        self.persisted_queries = persisted_queries
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not isinstance(request, Request):  # no subscriptions, and no way around the key
