@@ -4,7 +4,11 @@ Both APIs answer every failure with a JSON object carrying `code` and `message` 
 and RudderStack SDKs read exactly those two keys from a non-2xx answer). Client mistakes are
 4xx, which the SDKs do not retry; a database that cannot be reached (models.db raises
 `Unavailable` for every outage) is 503 with `Retry-After`, which they do retry. Any other
-failure is a bug: logged, and answered 500.
+failure is a bug: logged, and answered 500. A client that leaves before its body is read is
+no failure: logged at info, without a traceback.
+
+Gzip bodies are inflated in time linear in their size, to at most the route's limit, from at
+most MAX_GZIP_MEMBERS members, before the route looks at what they say (`gunzip`).
 """
 
 from __future__ import annotations
