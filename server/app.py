@@ -27,6 +27,7 @@ from server import heap_api, metrics, request_ids, segment_api
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
+from server.persisted_queries import PersistedQueries
 from server.settings import Settings
 from services import autocapture, environments, keys
 
@@ -124,7 +125,14 @@ def create_app(settings: Settings) -> Starlette:
     schema = build(dev=settings.dev)
     if not settings.introspection:
         schema = without_introspection(schema)
-    graphql = GraphQLApp(schema, graphql_ide="graphiql" if settings.introspection else None)
+    graphql = GraphQLApp(
+        schema,
+        graphql_ide="graphiql" if settings.introspection else None,
+        persisted_queries=PersistedQueries(
+            max_entries=settings.persisted_query_entries,
+            max_bytes=settings.persisted_query_bytes,
+        ),
+    )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -6,8 +6,11 @@
   variable coercion, limits) answers 400 without a `data` entry. With `application/json`
   such errors answer 200 with `data: null`, as legacy clients expect. An operation refused
   for its key's scope answers 403 in both.
-- Strawberry's plain-text refusals (unparsable JSON, GET mutations, ...) become GraphQL-shaped
-  JSON errors with the same status.
+- Strawberry's plain-text refusals (unparsable JSON, ...) become GraphQL-shaped JSON errors with
+  the same status; an operation GET may not run (a mutation) answers 405 with `Allow: POST`.
+- Apollo's automatic persisted queries (server/persisted_queries.py): a request may carry a
+  query's hash instead of its text, once the text has been sent with it.
+- A client that leaves before its body is read is logged at info, nothing else.
 - Responses are encoded by orjson (10x faster than `json.dumps` on a page of events), byte for
   byte as Strawberry's `json.dumps(data, separators=(",", ":"))` writes them (see `encode_json`).
 """
@@ -24,10 +27,11 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -35,7 +39,13 @@ from graph.extensions import is_unexpected, report_unexpected
 from resolvers.context import Context
 from resolvers.loaders import Loaders
 from server import auth, request_ids
-from server.http_errors import JSON_REFUSED, JSONBody, parse_json
+from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
+from server.persisted_queries import (
+    Pending,
+    PersistedQueries,
+    PersistedQueryRefused,
+    requested_by_get,
+)
 from services.errors import Unavailable
 
 log = logging.getLogger("usertrail.graphql")
@@ -135,6 +145,14 @@ def outcome_of(result: ExecutionResult) -> str:
 class GraphQLApp(GraphQL[Context, None]):
     """Authenticates, builds a Context (database, environment, loaders, caller) per request."""
 
+    def __init__(
+        self, schema: Any, *, persisted_queries: PersistedQueries | None = None, **options: Any
+    ):
+        super().__init__(schema, **options)
+        if persisted_queries is None:  # (an empty cache is falsy: it has a length)
+            persisted_queries = PersistedQueries()
+        self.persisted_queries = persisted_queries
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not isinstance(request, Request):  # no subscriptions, and no way around the key
             return await self.reject_websocket(request)
@@ -148,8 +166,15 @@ class GraphQLApp(GraphQL[Context, None]):
             return refused.response()
         try:
             response = await super().run(request, context, root_value)
+        except PersistedQueryRefused as refused:
+            return _negotiated_error(request, refused.status, refused.body())
         except HTTPException as refusal:
+            if isinstance(refusal.__cause__, InvalidOperationTypeError):
+                return _not_by_get(refusal.__cause__)
             return _error(refusal.status_code, refusal.reason)
+        except ClientDisconnect:  # nothing to answer and nothing ran: not a failure of ours
+            log.info("the client closed the connection before sending the whole request body")
+            return Response(status_code=CLIENT_CLOSED)
         except Unavailable as outage:  # e.g. resolving the environment of a cold worker
             return auth.Refused(
                 503,
@@ -176,6 +201,34 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         return context
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """GraphiQL for a browser's GET, not for a persisted query's (`?extensions=...`)."""
+        if requested_by_get(request.query_params):
+            return False
+        return super().should_render_graphql_ide(request)
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        if isinstance(request_data, GraphQLRequestData):  # batches are not enabled
+            request_data, request.state.persisted_query = self.persisted_queries.resolve(
+                request_data, environment_id=context.environment_id
+            )
+        return await super().execute_operation(
+            request=request,
+            request_adapter=request_adapter,
+            request_data=request_data,
+            context=context,
+            root_value=root_value,
+            sub_response=sub_response,
+        )
+
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         errors = result.errors or []
         if any(is_unexpected(e) for e in errors):  # raised where the extensions could not mask
@@ -185,6 +238,9 @@ class GraphQLApp(GraphQL[Context, None]):
         processed = await super().process_result(request, result)
         outcome = outcome_of(result)
         request.state.graphql_outcome = outcome
+        pending: Pending | None = getattr(request.state, "persisted_query", None)
+        if pending is not None and outcome == "ran":  # parsed, validated, within the limits
+            self.persisted_queries.keep(pending)
         if outcome != "ran" and prefers_graphql_response(request.headers.get("accept")):
             processed.pop("data", None)  # a request error has no data entry
         return processed
@@ -247,3 +303,19 @@ async def _release(context: Context) -> None:
 
 def _error(status: int, message: str) -> Response:
     return JSONBody({"errors": [{"message": message}]}, status_code=status)
+
+
+def _negotiated_error(request: Request, status: int, body: dict[str, Any]) -> Response:
+    """An error answered in the media type the client prefers."""
+    response = JSONBody(body, status_code=status)
+    if prefers_graphql_response(request.headers.get("accept")):
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    return response
+
+
+def _not_by_get(refused: InvalidOperationTypeError) -> Response:
+    """405 for an operation GET may not run (GraphQL over HTTP: only queries are safe)."""
+    kind = refused.as_http_error_reason("GET").split(" ", 1)[0]  # "mutations", "subscriptions"
+    message = f"{kind} cannot be sent with GET, which is for queries only: send them with POST"
+    body = {"errors": [{"message": message, "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}
+    return JSONBody(body, status_code=405, headers={"Allow": "POST"})

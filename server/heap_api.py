@@ -12,16 +12,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.http_errors import (
+    JSON_REFUSED,
     HttpProblem,
     JSONBody,
+    decode_json_body,
     json_api,
     problem_list,
-    read_json,
+    read_body,
     refused_items,
 )
 from services import ingest, limits
@@ -42,12 +45,28 @@ def heap_field(field: str | None, item: str | None = None) -> str | None:
     return f"{item}.{name}" if item else name
 
 
+class _AppIdOnly(msgspec.Struct):
+    """The one member of a Heap body read before the rest (msgspec skips the others unbuilt)."""
+
+    app_id: Any = None
+
+
+_APP_ID = msgspec.json.Decoder(_AppIdOnly)
+
+
 async def _request(request: Request) -> tuple[Any, int, dict[str, Any]]:
-    """The app state, the environment `app_id` names, and the JSON object sent."""
-    body = await read_json(request, limit=MAX_BODY)
-    if not isinstance(body, dict):
-        raise HttpProblem(400, "INVALID_BODY", "the body must be a JSON object")
-    app_id = body.get("app_id")
+    """The app state, the environment `app_id` names, and the JSON object sent.
+
+    `app_id` is the only credential of these routes, so it is checked before the body is
+    built into objects: the body is read and inflated (both bounded, linear), scanned for
+    `app_id` alone, and only a known app id has the rest of the body decoded."""
+    raw = await read_body(request, limit=MAX_BODY)
+    try:
+        app_id = _APP_ID.decode(raw).app_id
+    except msgspec.ValidationError:  # valid JSON, not an object
+        raise HttpProblem(400, "INVALID_BODY", "the body must be a JSON object") from None
+    except JSON_REFUSED as error:
+        raise HttpProblem(400, "INVALID_JSON", f"the body is not valid JSON: {error}") from None
     if isinstance(app_id, int) and not isinstance(app_id, bool):
         app_id = str(app_id)
     if not isinstance(app_id, str) or not app_id.strip():
@@ -60,6 +79,9 @@ async def _request(request: Request) -> tuple[Any, int, dict[str, Any]]:
         raise HttpProblem(
             400, "UNKNOWN_APP_ID", f"no environment has app_id {app_id!r:.40}", field="app_id"
         )
+    body = decode_json_body(raw)
+    if not isinstance(body, dict):  # cannot be: _AppIdOnly decoded it as an object
+        raise HttpProblem(400, "INVALID_BODY", "the body must be a JSON object")
     return state, environment_id, body
 
 

@@ -12,6 +12,10 @@ A Content-Length over the limit is answered 413 at once, without reading the bod
 without a length (chunked) is read up to the limit before the route runs, then handed to
 it; one byte more and the answer is 413. The answer is JSON naming the limit, in GraphQL's
 error shape on `/graphql` and in the `{success, code, message}` shape elsewhere.
+
+These bound the bytes on the wire. A gzip body (`/api/…`, `/v1/…`) is inflated by the route's
+read (server/http_errors.read_body), in time linear in those bytes and to at most the same
+limit, before anything in it is looked at.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ class Settings:
     workers: int = 1
     # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
     introspection: bool = True
+    # Apollo's persisted queries: texts kept per process (server/persisted_queries.py).
+    persisted_query_entries: int = 1000
+    persisted_query_bytes: int = 4 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -30,6 +33,8 @@ class Settings:
             dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
             workers=int(env.get("USERTRAIL_WORKERS", "1")),
             introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
+            persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
+            persisted_query_bytes=int(env.get("USERTRAIL_PERSISTED_QUERY_BYTES", str(4 << 20))),
         )
 
     def with_overrides(self, **values: object) -> Settings:
@@ -45,6 +50,8 @@ class Settings:
             "USERTRAIL_DEV": "1" if self.dev else "0",
             "USERTRAIL_WORKERS": str(self.workers),
             "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
+            "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
+            "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
         }
 
 
