@@ -3,7 +3,8 @@
 Outside dev mode every GraphQL request needs an active key (HTTP 401 otherwise), except
 the browser GET that renders GraphiQL: the page is internal tooling and holds no data; the
 queries it sends need a key like any other (GraphiQL's Headers tab). The key names the
-environment and the scope; graph/scopes.py refuses root fields beyond the scope (HTTP 403).
+environment and the scope; graph/scopes.py refuses any field beyond the scope, root
+fields and the fields below them alike (HTTP 403).
 In dev mode no key is needed: every request is an admin of the `default` environment.
 
 The Heap routes need no key (their `app_id` names the environment, as with Heap) and the
