@@ -11,9 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from graphql import OperationDefinitionNode, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graph.query_limits import listed_nodes
+from graph.schema import schema
 from tests.conftest import RunningServer
 from tests.support import Api
 
@@ -329,3 +332,17 @@ async def test_walking_back_while_events_arrive_never_repeats_or_skips(api: Api)
     everyone = await arrivals.walk_back(None)
     assert len(everyone) == len(set(everyone)), "a user appeared twice"
     assert {str(u) for u in original} <= set(everyone), "a user present from the start was skipped"
+
+
+def test_last_counts_toward_the_listed_nodes_as_first_does() -> None:
+    query = """query($users: Int) { users(first: null, last: $users) { edges { node {
+      sessions(last: 3) { edges { node { events(first: 4) { edges { node { type } } } } } }
+    } } } }"""
+    document = parse(query)
+    (operation,) = document.definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    graphql_schema = schema._schema  # the graphql-core schema the server executes
+    # users, then 3 sessions of each, then 4 events of each session.
+    assert listed_nodes(graphql_schema, document, operation, {"users": 7}) == 7 + 21 + 84
+    # Without `last`, `first` holds its default (50 users).
+    assert listed_nodes(graphql_schema, document, operation, {}) == 50 + 150 + 600
