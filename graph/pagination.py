@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+import strawberry
 from graphql import GraphQLError
 
 from graph import ids
@@ -40,6 +41,21 @@ def read_cursor(
             extensions={"code": "BAD_USER_INPUT", "field": argument},
         )
     return decoded[1]
+
+
+def first_argument(maximum: int) -> Any:
+    """`first`'s argument definition: its bound, and that its default yields to `last`."""
+    return strawberry.argument(
+        description=f"Page size forward, at most {maximum}; its default holds only without `last`."
+    )
+
+
+def last_argument(items: str, maximum: int) -> Any:
+    """`last`'s argument definition."""
+    return strawberry.argument(
+        description=f"Page size backward: the {items} right before `before` (without it, the "
+        f"list's last ones), in list order; at most {maximum}. Leave `first` out (or null)."
+    )
 
 
 @dataclass(frozen=True, slots=True)

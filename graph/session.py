@@ -15,7 +15,15 @@ from graph.common import Location, Node, PageInfo
 from graph.enums import DeviceType, EventSource, SessionOrigin
 from graph.event import Event, EventConnection, EventEdge
 from graph.lookahead import selected_arguments
-from graph.pagination import Window, check_first, cut_rows, given, window
+from graph.pagination import (
+    Window,
+    check_first,
+    cut_rows,
+    first_argument,
+    given,
+    last_argument,
+    window,
+)
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
@@ -169,17 +177,9 @@ class Session(Node):
     def events(
         self,
         info: strawberry.Info[Context],
-        first: Annotated[
-            int | None, strawberry.argument(description=f"At most {MAX_EVENTS_PAGE}.")
-        ] = 100,
+        first: Annotated[int | None, first_argument(MAX_EVENTS_PAGE)] = 100,
         after: str | None = None,
-        last: Annotated[
-            int | None,
-            strawberry.argument(
-                description=f"The events right before `before` (else the last ones); at most "
-                f"{MAX_EVENTS_PAGE}, without `first`."
-            ),
-        ] = None,
+        last: Annotated[int | None, last_argument("events", MAX_EVENTS_PAGE)] = None,
         before: str | None = None,
     ) -> EventConnectionType:
         # Synchronous when the page is loaded already (wanted_events), else awaitable.

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from graph import ids
 from graph.common import Location, Node, PageInfo
-from graph.pagination import cut, deferred, given, window
+from graph.pagination import cut, deferred, first_argument, given, last_argument, window
 from services.clock import to_datetime
 from services.users import all_properties, display_name
 
@@ -130,19 +130,11 @@ class User(Node):
     async def sessions(
         self,
         info: strawberry.Info[Context],
-        first: Annotated[
-            int | None, strawberry.argument(description=f"At most {MAX_SESSIONS_PAGE}.")
-        ] = 20,
+        first: Annotated[int | None, first_argument(MAX_SESSIONS_PAGE)] = 20,
         after: str | None = None,
         filter: UserSessionFilterInput | None = None,
         highlight: EventMatchInput | None = None,
-        last: Annotated[
-            int | None,
-            strawberry.argument(
-                description=f"The sessions right before `before` (else the oldest ones); at "
-                f"most {MAX_SESSIONS_PAGE}, without `first`."
-            ),
-        ] = None,
+        last: Annotated[int | None, last_argument("sessions", MAX_SESSIONS_PAGE)] = None,
         before: str | None = None,
     ) -> SessionConnectionType:
         from graph.session import Session, SessionConnection, SessionEdge, wanted_events

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph import filters as inputs
 from graph import ids
 from graph.common import UserError
-from graph.pagination import cut, deferred, given, page_info, window
+from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
 from graph.payloads import DeletePayload, EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
@@ -31,15 +31,9 @@ MAX_PAGE = 100
 async def users(
     info: Info,
     filter: inputs.UserFilter | None = None,
-    first: Annotated[int | None, strawberry.argument(description=f"At most {MAX_PAGE}.")] = 50,
+    first: Annotated[int | None, first_argument(MAX_PAGE)] = 50,
     after: str | None = None,
-    last: Annotated[
-        int | None,
-        strawberry.argument(
-            description=f"The users right before `before` (else the last ones); at most "
-            f"{MAX_PAGE}, without `first`."
-        ),
-    ] = None,
+    last: Annotated[int | None, last_argument("users", MAX_PAGE)] = None,
     before: str | None = None,
 ) -> UserConnection:
     """Users newest activity first, keyset-paginated, as of the first page's moment."""
@@ -132,15 +126,9 @@ async def named_user(
 async def sessions(
     info: Info,
     filter: inputs.SessionFilter | None = None,
-    first: Annotated[int | None, strawberry.argument(description=f"At most {MAX_PAGE}.")] = 50,
+    first: Annotated[int | None, first_argument(MAX_PAGE)] = 50,
     after: str | None = None,
-    last: Annotated[
-        int | None,
-        strawberry.argument(
-            description=f"The sessions right before `before` (else the last ones); at most "
-            f"{MAX_PAGE}, without `first`."
-        ),
-    ] = None,
+    last: Annotated[int | None, last_argument("sessions", MAX_PAGE)] = None,
     before: str | None = None,
 ) -> SessionConnection:
     """The Sessions page: newest first, with the documented origin rules."""
