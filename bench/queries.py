@@ -53,6 +53,11 @@ NESTED = """query($first: Int!) { users(first: $first) { edges { node {
   userId identity lastSeen
   sessions(first: 5) { edges { node { startTime
     events(first: 10) { edges { node { type time properties } } } } } } } } } }"""
+# Issue 16: the same, each user's oldest sessions and each session's latest events read
+# backward (Relay's last/before): the same statements as forward.
+NESTED_BACKWARD = NESTED.replace("sessions(first: 5)", "sessions(last: 5)").replace(
+    "events(first: 10)", "events(last: 10)"
+)
 
 
 def _edges(connection: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -130,6 +135,13 @@ SHAPES = (
         "nested",
         "nested users→sessions(5)→events(10)",
         NESTED,
+        (10, 50),
+        _nested_returned,
+    ),
+    Shape(
+        "nested_backward",
+        "nested users→sessions(last 5)→events(last 10)",
+        NESTED_BACKWARD,
         (10, 50),
         _nested_returned,
     ),

@@ -14,18 +14,45 @@ class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
 
 
+def _start_cursor(self: PageInfo) -> str | None:
+    start = self.start
+    return start() if callable(start) else start
+
+
 def _end_cursor(self: PageInfo) -> str | None:
     end = self.end
     return end() if callable(end) else end
 
 
-@strawberry.type(description="Where a page of a connection ends.")
+@strawberry.type(
+    description="Where a page of a connection starts and ends (Relay's PageInfo). Lists are "
+    "keyset lists: a cursor marks a position, and pages before or after it are read from there."
+)
 class PageInfo:
-    # The end cursor, or a function encoding it (when the field is selected).
+    # The cursors, or functions encoding them (when the field is selected).
+    start: strawberry.Private[str | None | Callable[[], str | None]]
     end: strawberry.Private[str | None | Callable[[], str | None]]
-    has_next_page: bool = strawberry.field(description="True when more items follow.")
+    has_next_page: bool = strawberry.field(
+        description="True when items follow this page. Paging forward (`first`): whether more "
+        "items follow. Paging backward (`last`): true when `before` is given, false from the "
+        "end of the list: the item `before` marks followed the page when its cursor was handed "
+        "out (it may have been deleted or filtered out since)."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True when items precede this page. Paging backward (`last`): whether more "
+        "items precede it. Paging forward (`first`): true when `after` is given, false on a "
+        "first page: the item `after` marks preceded the page when its cursor was handed out "
+        "(it may have been deleted or filtered out since)."
+    )
+    start_cursor: str | None = strawberry.field(
+        resolver=_start_cursor,
+        description="Cursor of the page's first item (null when empty): pass as `before` with "
+        "`last` to fetch the page before.",
+    )
     end_cursor: str | None = strawberry.field(
-        resolver=_end_cursor, description="Pass as `after` to fetch the next page."
+        resolver=_end_cursor,
+        description="Cursor of the page's last item (null when empty): pass as `after` with "
+        "`first` to fetch the page after.",
     )
 
 

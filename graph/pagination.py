@@ -1,10 +1,13 @@
-"""Keyset pages: bounds on `first`, opaque cursors, and slicing a fetched page."""
+"""Keyset pages: the window `first`/`after` or `last`/`before` ask for, opaque cursors, and
+slicing a page read for a window."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+import strawberry
 from graphql import GraphQLError
 
 from graph import ids
@@ -25,42 +28,143 @@ def check_first(first: int | None, *, default: int, maximum: int, argument: str 
     return first
 
 
-def read_cursor(value: str | None, kind: str, size: int = 2) -> tuple[int, ...] | None:
-    """The sort key inside a cursor, or a GraphQL error naming `after` when it is not ours."""
+def read_cursor(
+    value: str | None, kind: str, size: int = 2, argument: str = "after"
+) -> tuple[int, ...] | None:
+    """The sort key inside a cursor, or a GraphQL error naming `argument` when it is not ours."""
     if value is None:
         return None
     decoded = ids.decode(value, kind)
     if decoded is None or len(decoded[1]) != size:
         raise GraphQLError(
-            "`after` is not a cursor of this list",
-            extensions={"code": "BAD_USER_INPUT", "field": "after"},
+            f"`{argument}` is not a cursor of this list",
+            extensions={"code": "BAD_USER_INPUT", "field": argument},
         )
     return decoded[1]
 
 
+def first_argument(maximum: int) -> Any:
+    """`first`'s argument definition: its bound, and that its default yields to `last`."""
+    return strawberry.argument(
+        description=f"Page size forward, at most {maximum}; its default holds only without `last`."
+    )
+
+
+def last_argument(items: str, maximum: int) -> Any:
+    """`last`'s argument definition."""
+    return strawberry.argument(
+        description=f"Page size backward: the {items} right before `before` (without it, the "
+        f"list's last ones), in list order; at most {maximum}. Leave `first` out (or null)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The page a connection field asks for: `size` items after `cursor` in list order, or,
+    `backward`, the `size` items right before it (before the end of the list without one)."""
+
+    size: int
+    cursor: tuple[int, ...] | None
+    backward: bool = False
+
+    @property
+    def limit(self) -> int:
+        """Rows to read, nearest the cursor first: one more than shown tells if more lie beyond."""
+        return self.size + 1
+
+
+def _refused(message: str, argument: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT", "field": argument})
+
+
+def window(
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    *,
+    kind: str,
+    default: int,
+    maximum: int,
+    size: int = 2,
+    first_given: bool | Callable[[], bool] = True,
+) -> Window:
+    """The page `first`/`after` (forward) or `last`/`before` (backward) ask for, or a GraphQL
+    error naming the argument at fault.
+
+    The directions do not mix: `first` with `last`, `after` with `last` and `before` without
+    `last` are refused. `first_given` says whether `first` was written in the query (a value
+    it holds by default yields to `last`); a function is called only when it matters.
+    """
+    if last is None:
+        if before is not None:
+            raise _refused("`before` pages backward: give it with `last`", "before")
+        return Window(
+            check_first(first, default=default, maximum=maximum),
+            read_cursor(after, kind, size, "after"),
+        )
+    if first is not None and (first_given() if callable(first_given) else first_given):
+        raise _refused("give `first` (forward) or `last` (backward), not both", "last")
+    if after is not None:
+        raise _refused("`after` pages forward: give it with `first`, or use `before`", "after")
+    return Window(
+        check_first(last, default=default, maximum=maximum, argument="last"),
+        read_cursor(before, kind, size, "before"),
+        backward=True,
+    )
+
+
+def given(info: Any, argument: str) -> bool:
+    """Whether the current field's selection writes `argument` with a value (not null, not an
+    unset variable): a default yields to the other direction's arguments."""
+    return any(
+        getattr(field, "arguments", {}).get(argument) is not None for field in info.selected_fields
+    )
+
+
 def cut(
-    rows: Sequence[T], first: int, kind: str, key: Callable[[T], tuple[int, ...]]
-) -> tuple[list[tuple[T, str]], bool, str | None]:
-    """(rows with cursors, has next page, end cursor) of rows fetched with limit first + 1."""
-    shown = [(row, ids.encode(kind, *key(row))) for row in rows[:first]]
-    return shown, len(rows) > first, shown[-1][1] if shown else None
+    rows: Sequence[T], window: Window, kind: str, key: Callable[[T], tuple[int, ...]]
+) -> tuple[list[tuple[T, str]], PageInfo]:
+    """(rows in list order with their cursors, pageInfo) of rows read for `window` (limit
+    window.limit, nearest the cursor first)."""
+    shown, info = cut_rows(rows, window, kind, key)
+    edges = [(row, ids.encode(kind, *key(row))) for row in shown]
+    if edges:
+        info.start, info.end = edges[0][1], edges[-1][1]
+    return edges, info
 
 
 def cut_rows(
-    rows: Sequence[T], first: int, kind: str, key: Callable[[T], tuple[int, ...]]
-) -> tuple[Sequence[T], bool, Callable[[], str | None]]:
-    """(rows, has next page, end cursor as a function) of rows fetched with limit first + 1.
+    rows: Sequence[T], window: Window, kind: str, key: Callable[[T], tuple[int, ...]]
+) -> tuple[Sequence[T], PageInfo]:
+    """(rows in list order, pageInfo) of rows read for `window` (limit window.limit, nearest
+    the cursor first); the pageInfo encodes its cursors only when they are selected.
 
-    For edges that encode their own cursor and a pageInfo that encodes its end cursor, when
-    they are selected.
+    Paging forward, more rows than shown mean a next page, and a cursor a previous one (the
+    item it marks); backward the other way round. Rows read backward are put back in list
+    order, as Relay wants a page's edges.
     """
-    shown = rows[:first]
-    return shown, len(rows) > first, lambda: ids.encode(kind, *key(shown[-1])) if shown else None
+    shown = rows[: window.size]
+    beyond = len(rows) > window.size
+    if window.backward:
+        shown = shown[::-1]
+    return shown, PageInfo(
+        has_next_page=window.cursor is not None if window.backward else beyond,
+        has_previous_page=beyond if window.backward else window.cursor is not None,
+        start=lambda: ids.encode(kind, *key(shown[0])) if shown else None,
+        end=lambda: ids.encode(kind, *key(shown[-1])) if shown else None,
+    )
 
 
-def page_info(has_next: bool, end_cursor: str | None | Callable[[], str | None]) -> PageInfo:
-    """The pageInfo of a page; `end_cursor` may be a function computing it when selected."""
-    return PageInfo(has_next_page=has_next, end=end_cursor)
+def page_info(
+    *,
+    has_next: bool = False,
+    has_previous: bool = False,
+    start: str | None = None,
+    end: str | None = None,
+) -> PageInfo:
+    """A pageInfo of known values (an empty page, by default)."""
+    return PageInfo(has_next_page=has_next, has_previous_page=has_previous, start=start, end=end)
 
 
 class Deferred(Generic[T]):

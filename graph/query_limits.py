@@ -49,7 +49,8 @@ MAX_EXPANDED_FIELDS = 2000
 MAX_REPEATED_FIELD = 50
 MAX_LISTED_NODES = 100_000
 MAX_LIST_ITEMS = 10 * MAX_BATCH
-PAGE_ARGUMENTS = ("first", "limit")
+# `last` first: when a query gives it, `first` is refused or only holds its default.
+PAGE_ARGUMENTS = ("last", "first", "limit")
 # No list serves more than this per page (the resolvers refuse more, naming the bound).
 LARGEST_PAGE = 500
 MAX_WALK = 100_000  # field visits while estimating; a document needing more is refused
@@ -193,6 +194,8 @@ def _page_size(field: FieldNode, definition: Any, variables: dict[str, Any]) -> 
             value = int(given.value)
         elif isinstance(given, VariableNode):
             value = variables.get(given.name.value)
+        if value is None and name == "last":
+            continue  # not paging backward
         if value is None:  # absent or null: the resolver uses the default
             value = argument.default_value
         if not isinstance(value, int) or isinstance(value, bool):

@@ -15,7 +15,15 @@ from graph.common import Location, Node, PageInfo
 from graph.enums import DeviceType, EventSource, SessionOrigin
 from graph.event import Event, EventConnection, EventEdge
 from graph.lookahead import selected_arguments
-from graph.pagination import check_first, cut_rows, page_info, read_cursor
+from graph.pagination import (
+    Window,
+    check_first,
+    cut_rows,
+    first_argument,
+    given,
+    last_argument,
+    window,
+)
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
@@ -170,36 +178,53 @@ class Session(Node):
 
         return User.from_row(await info.context.loaders.user.load(self.row.user_id))
 
-    @strawberry.field(description="The session's events, oldest first.")
+    @strawberry.field(
+        description="The session's events, oldest first: `first`/`after` page forward, "
+        "`last`/`before` backward."
+    )
     def events(
-        self, info: strawberry.Info[Context], first: int | None = 100, after: str | None = None
+        self,
+        info: strawberry.Info[Context],
+        first: Annotated[int | None, first_argument(MAX_EVENTS_PAGE)] = 100,
+        after: str | None = None,
+        last: Annotated[int | None, last_argument("events", MAX_EVENTS_PAGE)] = None,
+        before: str | None = None,
     ) -> EventConnectionType:
         # Synchronous when the page is loaded already (wanted_events), else awaitable.
-        first = check_first(first, default=100, maximum=MAX_EVENTS_PAGE)
-        cursor = read_cursor(after, "ec")
+        asked = window(
+            first,
+            after,
+            last,
+            before,
+            kind="ec",
+            default=100,
+            maximum=MAX_EVENTS_PAGE,
+            first_given=lambda: given(info, "first"),
+        )
         rows = info.context.loaders.event_page.load(
-            ((self.row.user_id, self.row.id), first + 1, cursor)
+            ((self.row.user_id, self.row.id), asked.limit, asked.cursor, asked.backward)
         )
         if rows.done() and not rows.cancelled() and rows.exception() is None:
-            return self._events(rows.result(), first)
-        return cast("EventConnection", self._events_later(rows, first))
+            return self._events(rows.result(), asked)
+        return cast("EventConnection", self._events_later(rows, asked))
 
-    async def _events_later(self, rows: Awaitable[list[Any]], first: int) -> EventConnection:
-        return self._events(await rows, first)
+    async def _events_later(self, rows: Awaitable[list[Any]], asked: Window) -> EventConnection:
+        return self._events(await rows, asked)
 
-    def _events(self, rows: list[Any], first: int) -> EventConnection:
-        shown, has_next, end = cut_rows(rows, first, "ec", lambda r: (r.time_us, r.id))
+    def _events(self, rows: list[Any], asked: Window) -> EventConnection:
+        shown, info = cut_rows(rows, asked, "ec", lambda r: (r.time_us, r.id))
         edge, event = EventEdge.of, Event.from_row
         return EventConnection(
             edges=[edge(event(row)) for row in shown],
-            page_info=page_info(has_next, end),
+            page_info=info,
             total_count=self.row.event_count,
         )
 
 
-def wanted_events(info: strawberry.Info[Context], path: str) -> tuple[int, Any] | None:
-    """(limit, cursor) of the events page the query asks of every session at `path` ("edges.node"
-    below the current field), for the loader to read with the sessions; None when unsure.
+def wanted_events(info: strawberry.Info[Context], path: str) -> tuple[int, Any, bool] | None:
+    """(limit, cursor, backward) of the events page the query asks of every session at `path`
+    ("edges.node" below the current field), for the loader to read with the sessions; None when
+    unsure.
 
     Only a plain selection is read (graph/lookahead.py), with valid arguments the same for
     every session: `Session.events` then finds each page loaded and completes at once.
@@ -207,14 +232,26 @@ def wanted_events(info: strawberry.Info[Context], path: str) -> tuple[int, Any] 
     wanted = selected_arguments(info, (*path.split("."), "events"))
     if not wanted or any(arguments != wanted[0] for arguments in wanted):
         return None
-    first = wanted[0].get("first")
+    arguments = wanted[0]
+
+    def number(name: str) -> int | None:
+        value = arguments.get(name)
+        return int(value) if isinstance(value, str) else value
+
     try:
-        first = check_first(
-            int(first) if isinstance(first, str) else first, default=100, maximum=MAX_EVENTS_PAGE
+        asked = window(
+            number("first"),
+            arguments.get("after"),
+            number("last"),
+            arguments.get("before"),
+            kind="ec",
+            default=100,
+            maximum=MAX_EVENTS_PAGE,
+            first_given=arguments.get("first") is not None,
         )
-        return first + 1, read_cursor(wanted[0].get("after"), "ec")
     except (GraphQLError, TypeError, ValueError):
         return None
+    return asked.limit, asked.cursor, asked.backward
 
 
 @strawberry.type(description="How often an event occurs in a session.")

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from graph import ids
 from graph.common import Location, Node, PageInfo
-from graph.pagination import check_first, cut, deferred, page_info, read_cursor
+from graph.pagination import cut, deferred, first_argument, given, last_argument, window
 from services.clock import to_datetime
 from services.users import all_properties, display_name
 
@@ -130,20 +130,33 @@ class User(Node):
     async def event_count(self, info: strawberry.Info[Context]) -> int:
         return (await info.context.loaders.session_stats.load(self.row.user_id))[1]
 
-    @strawberry.field(description="The user's sessions, newest first.")
+    @strawberry.field(
+        description="The user's sessions, newest first: `first`/`after` page forward, "
+        "`last`/`before` backward."
+    )
     async def sessions(
         self,
         info: strawberry.Info[Context],
-        first: int | None = 20,
+        first: Annotated[int | None, first_argument(MAX_SESSIONS_PAGE)] = 20,
         after: str | None = None,
         filter: UserSessionFilterInput | None = None,
         highlight: EventMatchInput | None = None,
+        last: Annotated[int | None, last_argument("sessions", MAX_SESSIONS_PAGE)] = None,
+        before: str | None = None,
     ) -> SessionConnectionType:
         from graph.session import Session, SessionConnection, SessionEdge, wanted_events
         from resolvers.filters import checked, event_match, user_session_filter
 
-        first = check_first(first, default=20, maximum=MAX_SESSIONS_PAGE)
-        before = read_cursor(after, "sc")
+        asked = window(
+            first,
+            after,
+            last,
+            before,
+            kind="sc",
+            default=20,
+            maximum=MAX_SESSIONS_PAGE,
+            first_given=lambda: given(info, "first"),
+        )
         narrowing = checked(lambda: user_session_filter(filter))
         if narrowing is not None:
             checked(lambda: narrowing.checked())
@@ -153,8 +166,10 @@ class User(Node):
         loaders = info.context.loaders
         user_id = self.row.user_id
         events = wanted_events(info, "edges.node")  # read with the sessions, if asked
-        rows = await loaders.session_page.load((user_id, first + 1, before, narrowing, events))
-        shown, has_next, end = cut(rows, first, "sc", lambda r: (r.start_us, r.id))
+        rows = await loaders.session_page.load(
+            (user_id, asked.limit, asked.cursor, asked.backward, narrowing, events)
+        )
+        shown, page = cut(rows, asked, "sc", lambda r: (r.start_us, r.id))
 
         async def total() -> int:  # counted only when totalCount is selected
             if narrowing is None:
@@ -166,7 +181,7 @@ class User(Node):
                 SessionEdge(node=Session.from_row(row, highlight=marked), cursor=cursor)
                 for row, cursor in shown
             ],
-            page_info=page_info(has_next, end),
+            page_info=page,
             total_count=deferred(total),
         )
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph import filters as inputs
 from graph import ids
 from graph.common import UserError
-from graph.pagination import check_first, deferred, page_info, read_cursor
+from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
 from graph.payloads import DeletePayload, EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
@@ -31,14 +31,25 @@ MAX_PAGE = 100
 async def users(
     info: Info,
     filter: inputs.UserFilter | None = None,
-    first: int | None = 50,
+    first: Annotated[int | None, first_argument(MAX_PAGE)] = 50,
     after: str | None = None,
+    last: Annotated[int | None, last_argument("users", MAX_PAGE)] = None,
+    before: str | None = None,
 ) -> UserConnection:
     """Users newest activity first, keyset-paginated, as of the first page's moment."""
-    first = check_first(first, default=50, maximum=MAX_PAGE)
+    asked = window(
+        first,
+        after,
+        last,
+        before,
+        kind="uc",
+        default=50,
+        maximum=MAX_PAGE,
+        size=3,
+        first_given=lambda: given(info, "first"),
+    )
     wanted = checked(lambda: user_filter(filter).checked())
-    cursor = read_cursor(after, "uc", size=3)
-    position = UsersCursor(*cursor) if cursor is not None else None
+    position = UsersCursor(*asked.cursor) if asked.cursor is not None else None
     ctx = info.context
     compiler = ctx.loaders.compiler()
     if position is not None:
@@ -53,28 +64,27 @@ async def users(
             conn,
             environment_id=environment_id,
             conditions=conditions,
-            limit=first + 1,
+            limit=asked.limit,
             after=position,
             now_us=compiler.now_us,
             per_user=per_user,
+            backward=asked.backward,
         )
         return listed, conditions
 
     listed, conditions = await ctx.loaders.read(page)
-    edges = [
-        UserEdge(
-            node=User.from_row(item.row),
-            cursor=ids.encode(
-                "uc", item.cursor.last_seen_us, item.cursor.user_id, item.cursor.snapshot_us
-            ),
-        )
-        for item in listed[:first]
-    ]
+    shown, page_bounds = cut(listed, asked, "uc", _users_key)
     return UserConnection(
-        edges=edges,
-        page_info=page_info(len(listed) > first, edges[-1].cursor if edges else None),
+        edges=[UserEdge(node=User.from_row(item.row), cursor=cursor) for item, cursor in shown],
+        page_info=page_bounds,
         total_count=deferred(_counter(ctx, listing.U, conditions)),
     )
+
+
+def _users_key(item: listing.ListedUser) -> tuple[int, int, int]:
+    """A users cursor: the position as of the snapshot, and the snapshot."""
+    at = item.cursor
+    return at.last_seen_us, at.user_id, at.snapshot_us
 
 
 def _counter(ctx: Context, table: Any, conditions: list[Any]) -> Callable[[], Awaitable[int]]:
@@ -116,20 +126,31 @@ async def named_user(
 async def sessions(
     info: Info,
     filter: inputs.SessionFilter | None = None,
-    first: int | None = 50,
+    first: Annotated[int | None, first_argument(MAX_PAGE)] = 50,
     after: str | None = None,
+    last: Annotated[int | None, last_argument("sessions", MAX_PAGE)] = None,
+    before: str | None = None,
 ) -> SessionConnection:
     """The Sessions page: newest first, with the documented origin rules."""
-    first = check_first(first, default=50, maximum=MAX_PAGE)
+    asked = window(
+        first,
+        after,
+        last,
+        before,
+        kind="sp",
+        default=50,
+        maximum=MAX_PAGE,
+        size=3,
+        first_given=lambda: given(info, "first"),
+    )
     wanted = checked(lambda: session_filter(filter).checked())
-    before = read_cursor(after, "sp", size=3)
     ctx = info.context
     named = filter is not None and (filter.user_id is not None or filter.identity is not None)
     user_id = (
         await named_user(info, filter.user_id, filter.identity, prefix="filter.") if named else None
     )
     if named and user_id is None:
-        return SessionConnection(edges=[], page_info=page_info(False, None), total_count=0)
+        return SessionConnection(edges=[], page_info=page_info(), total_count=0)
     conditions = ctx.loaders.compiler().sessions(wanted, user_id=user_id)
 
     async def page(conn: AsyncConnection, environment_id: int) -> list[Any]:
@@ -137,20 +158,16 @@ async def sessions(
             conn,
             environment_id=environment_id,
             conditions=conditions,
-            limit=first + 1,
-            before=before,
-        )  # type: ignore[arg-type]
+            limit=asked.limit,
+            cursor=asked.cursor,
+            backward=asked.backward,
+        )
 
     rows = await ctx.loaders.read(page)
-    edges = [
-        SessionEdge(
-            node=Session.from_row(row), cursor=ids.encode("sp", row.start_us, row.user_id, row.id)
-        )
-        for row in rows[:first]
-    ]
+    shown, page_bounds = cut(rows, asked, "sp", lambda row: (row.start_us, row.user_id, row.id))
     return SessionConnection(
-        edges=edges,
-        page_info=page_info(len(rows) > first, edges[-1].cursor if edges else None),
+        edges=[SessionEdge(node=Session.from_row(row), cursor=cursor) for row, cursor in shown],
+        page_info=page_bounds,
         total_count=deferred(_counter(ctx, listing.S, conditions)),
     )
 

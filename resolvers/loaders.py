@@ -6,8 +6,8 @@ first and given back by `release()` once the request has answered, instead of ch
 out of the pool (and pinging it) per batch. Mutations keep a connection per batch, so that
 a read after a write sees it (a SQLite transaction reads a snapshot).
 
-Pages are keyed by (owner, limit, cursor, ...); keys that share all but the owner are
-answered together, so the statement count of a nested query depends on its shape, not on
+Pages are keyed by (owner, limit, cursor, direction, ...); keys that share all but the owner
+are answered together, so the statement count of a nested query depends on its shape, not on
 the number of users or sessions in it. A user's sessions page may ask for its sessions'
 events page as well (graph/session.wanted_events): the batch reads both, back to back.
 
@@ -192,21 +192,27 @@ class Loaders:
         return [found.get(k) for k in keys]
 
     async def _session_pages(
-        self, keys: list[tuple[int, int, Any, UserSessionFilter | None, Any]]
+        self, keys: list[tuple[int, int, Any, bool, UserSessionFilter | None, Any]]
     ) -> list[list[Any]]:
-        """keys: (user id, limit, before cursor, filter, events page).
+        """keys: (user id, limit, cursor, backward, filter, events page).
 
-        The events page, (limit, after cursor) or None, is the one the query asks of each
-        session shown (all but the extra row): read right after, into `event_page`.
+        Rows come nearest the cursor first (backward: newest last). The events page, (limit,
+        cursor, backward) or None, is the one the query asks of each session shown (all but
+        the extra row): read right after, into `event_page`.
         """
 
         async def fetch(
-            owners: list[Any], limit: int, cursor: Any, narrowing: Any, events: Any
+            owners: list[Any], limit: int, cursor: Any, backward: bool, narrowing: Any, events: Any
         ) -> dict[Any, list[Any]]:
             extra = self.compiler().user_sessions(narrowing)
             if self.db.dialect == "postgresql":
                 pages = await self._read(
-                    SESSION_PAGES.read, owners=owners, limit=limit, after=cursor, conditions=extra
+                    SESSION_PAGES.read,
+                    owners=owners,
+                    limit=limit,
+                    after=cursor,
+                    backward=backward,
+                    conditions=extra,
                 )
             else:
                 pages = records(
@@ -214,7 +220,8 @@ class Loaders:
                         reading.session_pages,
                         user_ids=owners,
                         limit=limit,
-                        before=cursor,
+                        cursor=cursor,
+                        backward=backward,
                         extra=extra,
                     )
                 )
@@ -225,12 +232,14 @@ class Loaders:
 
         return await _grouped(keys, fetch)
 
-    async def _prime_event_pages(self, sessions: list[Any], limit: int, cursor: Any) -> None:
+    async def _prime_event_pages(
+        self, sessions: list[Any], limit: int, cursor: Any, backward: bool
+    ) -> None:
         """Read these sessions' event pages into `event_page`, failures included (raised by
         whoever loads one, as if read by its own batch)."""
-        keys = [(session, limit, cursor) for session in sessions]
+        keys = [(session, limit, cursor, backward) for session in sessions]
         try:
-            found = await self._fetch_event_pages(sessions, limit, cursor)
+            found = await self._fetch_event_pages(sessions, limit, cursor, backward)
         except Exception as error:  # any failure: each page's reader raises it
             for key in keys:
                 self.event_page.prime(key, error)
@@ -306,17 +315,28 @@ class Loaders:
         found = await self._read(rage_clicks.sessions_with_rage_clicks, session_keys=keys)
         return [k in found for k in keys]
 
-    async def _event_pages(self, keys: list[tuple[tuple[int, int], int, Any]]) -> list[list[Any]]:
-        """keys: ((user id, session id), limit, after cursor)."""
+    async def _event_pages(
+        self, keys: list[tuple[tuple[int, int], int, Any, bool]]
+    ) -> list[list[Any]]:
+        """keys: ((user id, session id), limit, cursor, backward); rows nearest the cursor
+        first (backward: latest first)."""
         return await _grouped(keys, self._fetch_event_pages)
 
     async def _fetch_event_pages(
-        self, sessions: list[Any], limit: int, cursor: Any
+        self, sessions: list[Any], limit: int, cursor: Any, backward: bool
     ) -> dict[Any, list[Any]]:
         if self.db.dialect == "postgresql":
-            return await self._read(EVENT_PAGES.read, owners=sessions, limit=limit, after=cursor)
+            return await self._read(
+                EVENT_PAGES.read, owners=sessions, limit=limit, after=cursor, backward=backward
+            )
         return records(
-            await self._read(reading.event_pages, sessions=sessions, limit=limit, after=cursor)
+            await self._read(
+                reading.event_pages,
+                sessions=sessions,
+                limit=limit,
+                cursor=cursor,
+                backward=backward,
+            )
         )
 
 
@@ -331,6 +351,8 @@ class LateralPages:
     The owners' ids come as arrays (`unnest`), so the statement is the same for any number of
     owners; without extra conditions it is built once. `order` is the keyset: (column,
     descending) pairs in one direction, the cursor being the previous page's last values.
+    Read `backward`, every comparison and order turns round: the rows before the cursor,
+    nearest first, each owner's page still one index-ordered LIMIT.
     """
 
     table: Any
@@ -339,11 +361,11 @@ class LateralPages:
     order: tuple[tuple[str, bool], ...]
 
     @functools.cache  # noqa: B019 (a few module-level instances, kept for the process anyway)
-    def cached(self, *, after: bool) -> Any:
+    def cached(self, *, after: bool, backward: bool = False) -> Any:
         """The statement without extra conditions."""
-        return self.statement(after=after, conditions=())
+        return self.statement(after=after, backward=backward, conditions=())
 
-    def statement(self, *, after: bool, conditions: Sequence[Any]) -> Any:
+    def statement(self, *, after: bool, conditions: Sequence[Any], backward: bool = False) -> Any:
         """The statement; parameters as `parameters` names them."""
         table = self.table
         keys = (
@@ -354,7 +376,7 @@ class LateralPages:
             .render_derived(name="owners")
         )
         keyset = [table.c[name] for name, _ in self.order]
-        descending = self.order[0][1]
+        descending = self.order[0][1] != backward
         where = [
             table.c.environment_id == bindparam("environment_id"),
             *[table.c[name] == keys.c[name] for name in self.owners],
@@ -365,7 +387,10 @@ class LateralPages:
             where.append(tuple_(*keyset) < cursor if descending else tuple_(*keyset) > cursor)
 
         def sort(columns: Any) -> list[Any]:
-            return [columns[name].desc() if down else columns[name] for name, down in self.order]
+            return [
+                columns[name].desc() if down != backward else columns[name]
+                for name, down in self.order
+            ]
 
         page = (
             select(*[table.c[name] for name in self.columns])
@@ -388,9 +413,11 @@ class LateralPages:
         owners: Sequence[Any],
         limit: int,
         after: tuple[int, ...] | None,
+        backward: bool = False,
         conditions: Sequence[Any] = (),
     ) -> dict[Any, list[Any]]:
-        """Up to `limit` rows per owner (keys as services/reading.py: a value, or a tuple)."""
+        """Up to `limit` rows per owner (keys as services/reading.py: a value, or a tuple),
+        nearest the cursor `after` first (backward: the rows before it)."""
         single = len(self.owners) == 1
         parameters: dict[str, Any] = {"environment_id": environment_id, "limit": limit}
         for i, name in enumerate(self.owners):
@@ -398,9 +425,9 @@ class LateralPages:
         if after is not None:
             parameters.update({f"after_{i}": value for i, value in enumerate(after)})
         statement = (
-            self.statement(after=after is not None, conditions=conditions)
+            self.statement(after=after is not None, backward=backward, conditions=conditions)
             if conditions
-            else self.cached(after=after is not None)
+            else self.cached(after=after is not None, backward=backward)
         )
         result = await conn.execute(statement, parameters)
         record = record_of(tuple(result.keys()))

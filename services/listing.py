@@ -3,7 +3,8 @@
 Users are listed newest activity first as of a snapshot: the first page fixes a moment
 S; later pages order users whose activity changed after S by their last-seen as of S
 (recomputed from the events received by then), so new data arriving between pages never
-repeats or skips a user that was there from the start.
+repeats or skips a user that was there from the start. Pages read backward (Relay's
+`last`/`before`) keep the same snapshot order.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from services.sql import chunks, keys_in
 U = User.__table__
 S = Session.__table__
 E = Event.__table__
-USERS_ORDER = (U.c.last_seen_us.desc(), U.c.user_id.desc())
 # Users probed one by one per row of a users page before the set-wise plan runs instead:
 # a filter matching fewer than one in this many users (in list order) is found set-wise.
 PROBED_PER_ROW = 64
@@ -51,8 +51,13 @@ async def users_page(
     after: UsersCursor | None,
     now_us: int,
     per_user: Sequence[ColumnElement[bool]] | None = None,
+    backward: bool = False,
 ) -> list[ListedUser]:
-    """Up to `limit` users matching `conditions`, newest activity first, after the cursor.
+    """Up to `limit` users matching `conditions`, newest activity first, after the cursor;
+    `backward`: the users before it (before the list's end without one), nearest first.
+
+    Both directions order users as of the cursor's snapshot, so a page read backward holds
+    exactly the users a forward walk of that listing holds there.
 
     `per_user` is the same filter with its event conditions compiled as probes of each
     user's events (`Compiler.users(per_user=True)`). When given, the page is first looked
@@ -63,13 +68,16 @@ async def users_page(
     snapshot = after.snapshot_us if after is not None else now_us
     unchanged = [U.c.environment_id == environment_id]
     if key is not None:
-        unchanged += [U.c.activity_us <= snapshot, tuple_(U.c.last_seen_us, U.c.user_id) < key]
+        unchanged += [
+            U.c.activity_us <= snapshot,
+            _past((U.c.last_seen_us, U.c.user_id), key, backward),
+        ]
     rows: list[Any] = []
     if per_user is not None:
-        window = _probe_window(environment_id, key, PROBED_PER_ROW * limit)
-        rows = await _in_order(conn, [*unchanged, *per_user, window], limit)
+        window = _probe_window(environment_id, key, PROBED_PER_ROW * limit, backward)
+        rows = await _in_order(conn, [*unchanged, *per_user, window], limit, backward)
     if len(rows) < limit:
-        rows = await _in_order(conn, [*unchanged, *conditions], limit)
+        rows = await _in_order(conn, [*unchanged, *conditions], limit, backward)
     listed = [ListedUser(r, UsersCursor(r.last_seen_us, r.user_id, snapshot)) for r in rows]
     if key is None:
         return listed
@@ -97,34 +105,51 @@ async def users_page(
     )
     moved = await conn.execute(
         select(movers)
-        .where(tuple_(movers.c.as_of, movers.c.user_id) < key)
-        .order_by(movers.c.as_of.desc(), movers.c.user_id.desc())
+        .where(_past((movers.c.as_of, movers.c.user_id), key, backward))
+        .order_by(*_users_order(movers.c.as_of, movers.c.user_id, backward))
         .limit(limit)
     )
     listed += [ListedUser(r, UsersCursor(r.as_of, r.user_id, snapshot)) for r in moved]
-    listed.sort(key=lambda item: (item.cursor.last_seen_us, item.cursor.user_id), reverse=True)
+    listed.sort(
+        key=lambda item: (item.cursor.last_seen_us, item.cursor.user_id), reverse=not backward
+    )
     return listed[:limit]
 
 
+def _past(keyset: tuple[Any, Any], key: tuple[int, int], backward: bool) -> ColumnElement[bool]:
+    """Users past `key` in the direction of travel (list order: descending)."""
+    return tuple_(*keyset) > key if backward else tuple_(*keyset) < key
+
+
+def _users_order(last_seen: Any, user_id: Any, backward: bool) -> tuple[Any, ...]:
+    """The list's order (newest activity first), or its reverse when reading backward."""
+    return (last_seen, user_id) if backward else (last_seen.desc(), user_id.desc())
+
+
 async def _in_order(
-    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], limit: int
+    conn: AsyncConnection, where: Sequence[ColumnElement[bool]], limit: int, backward: bool
 ) -> list[Any]:
-    """The first `limit` users matching `where`, newest activity first."""
-    rows = await conn.execute(select(U).where(*where).order_by(*USERS_ORDER).limit(limit))
+    """The first `limit` users matching `where`, newest activity first (backward: oldest)."""
+    order = _users_order(U.c.last_seen_us, U.c.user_id, backward)
+    rows = await conn.execute(select(U).where(*where).order_by(*order).limit(limit))
     return list(rows)
 
 
 def _probe_window(
-    environment_id: int, key: tuple[int, int] | None, size: int
+    environment_id: int, key: tuple[int, int] | None, size: int, backward: bool
 ) -> ColumnElement[bool]:
-    """Users among the first `size` of the list after `key` (ties on last-seen included).
+    """Users among the first `size` of the list past `key` in the direction of travel (ties
+    on last-seen included).
 
     An index condition: probing stops at the window's end, even when the page is not full.
     """
     scanned = select(U.c.last_seen_us).where(U.c.environment_id == environment_id)
     if key is not None:
-        scanned = scanned.where(tuple_(U.c.last_seen_us, U.c.user_id) < key)
-    first = scanned.order_by(*USERS_ORDER).limit(size).subquery()
+        scanned = scanned.where(_past((U.c.last_seen_us, U.c.user_id), key, backward))
+    order = _users_order(U.c.last_seen_us, U.c.user_id, backward)
+    first = scanned.order_by(*order).limit(size).subquery()
+    if backward:
+        return U.c.last_seen_us <= select(func.max(first.c.last_seen_us)).scalar_subquery()
     return U.c.last_seen_us >= select(func.min(first.c.last_seen_us)).scalar_subquery()
 
 
@@ -141,18 +166,18 @@ async def sessions_page(
     environment_id: int,
     conditions: Sequence[ColumnElement[bool]],
     limit: int,
-    before: tuple[int, int, int] | None,
+    cursor: tuple[int, ...] | None,
+    backward: bool = False,
 ) -> list[Any]:
-    """Up to `limit` sessions, newest first, strictly older than (start, user id, id)."""
+    """Up to `limit` sessions, newest first, strictly older than `cursor` (start, user id, id);
+    `backward`: strictly newer, nearest first (oldest first)."""
     where = [S.c.environment_id == environment_id, *conditions]
-    if before is not None:
-        where.append(tuple_(S.c.start_us, S.c.user_id, S.c.id) < before)
-    rows = await conn.execute(
-        select(S)
-        .where(*where)
-        .order_by(S.c.start_us.desc(), S.c.user_id.desc(), S.c.id.desc())
-        .limit(limit)
-    )
+    keyset = (S.c.start_us, S.c.user_id, S.c.id)
+    if cursor is not None:
+        past = tuple_(*keyset) > cursor if backward else tuple_(*keyset) < cursor
+        where.append(past)
+    order = keyset if backward else tuple(column.desc() for column in keyset)
+    rows = await conn.execute(select(S).where(*where).order_by(*order).limit(limit))
     return list(rows)
 
 

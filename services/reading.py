@@ -120,15 +120,18 @@ async def session_pages(
     environment_id: int,
     user_ids: Sequence[int],
     limit: int,
-    before: tuple[int, int] | None,
+    cursor: tuple[int, int] | None,
+    backward: bool = False,
     extra: Sequence[Any] = (),
 ) -> dict[int, list[Any]]:
-    """Up to `limit` sessions per user, newest first, strictly older than `before` (start, id)."""
+    """Up to `limit` sessions per user, newest first, strictly older than `cursor` (start, id);
+    `backward`: strictly newer, nearest first (oldest first)."""
     conditions = [S.c.environment_id == environment_id, *extra]
-    if before is not None:
-        conditions.append(tuple_(S.c.start_us, S.c.id) < tuple_(*before))
+    keyset = (S.c.start_us, S.c.id)
+    if cursor is not None:
+        conditions.append(_beyond(keyset, cursor, descending=not backward))
     return await _ranked_pages(
-        conn, S, S.c.user_id, user_ids, conditions, (S.c.start_us.desc(), S.c.id.desc()), limit
+        conn, S, S.c.user_id, user_ids, conditions, _sort(keyset, not backward), limit
     )
 
 
@@ -138,22 +141,34 @@ async def event_pages(
     environment_id: int,
     sessions: Sequence[tuple[int, int]],
     limit: int,
-    after: tuple[int, int] | None,
+    cursor: tuple[int, int] | None,
+    backward: bool = False,
 ) -> dict[tuple[int, int], list[Any]]:
-    """Up to `limit` events per (user, session), oldest first, strictly after `after` (time, id)."""
+    """Up to `limit` events per (user, session), oldest first, strictly after `cursor` (time,
+    id); `backward`: strictly before, nearest first (latest first)."""
     conditions = [E.c.environment_id == environment_id]
-    if after is not None:
-        conditions.append(tuple_(E.c.time_us, E.c.id) > tuple_(*after))
+    keyset = (E.c.time_us, E.c.id)
+    if cursor is not None:
+        conditions.append(_beyond(keyset, cursor, descending=backward))
     pages = await _ranked_pages(
         conn,
         E,
         tuple_(E.c.user_id, E.c.session_id),
         sessions,
         conditions,
-        (E.c.time_us, E.c.id),
+        _sort(keyset, backward),
         limit,
     )
     return pages
+
+
+def _beyond(keyset: tuple[Any, ...], cursor: tuple[int, ...], *, descending: bool) -> Any:
+    """Rows past `cursor` in a keyset order (descending or not)."""
+    return tuple_(*keyset) < tuple_(*cursor) if descending else tuple_(*keyset) > tuple_(*cursor)
+
+
+def _sort(keyset: tuple[Any, ...], descending: bool) -> tuple[Any, ...]:
+    return tuple(column.desc() for column in keyset) if descending else keyset
 
 
 async def _ranked_pages(
