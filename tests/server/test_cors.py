@@ -9,7 +9,7 @@ is decided by the `Access-Control-Allow-*` headers asserted here. No answer ever
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -40,8 +40,11 @@ class Keyed:
     keys: dict[str, str]
 
 
+StartKeyed = Callable[..., Awaitable[Keyed]]
+
+
 @pytest.fixture
-async def start_keyed(database_url: str) -> AsyncIterator[object]:
+async def start_keyed(database_url: str) -> AsyncIterator[StartKeyed]:
     """Starts production servers with the given settings; stops them at teardown."""
     running_servers = []
 
@@ -117,8 +120,8 @@ async def events_of(server: Keyed, anonymous_id: str = "browser-1") -> int:
 # ------------------------------------------------------------------ outside dev mode
 
 
-async def test_graphql_sends_no_cors_headers_by_default(start_keyed: object) -> None:
-    server = await start_keyed()  # type: ignore[operator]
+async def test_graphql_sends_no_cors_headers_by_default(start_keyed: StartKeyed) -> None:
+    server = await start_keyed()
     asked = await server.http.options(
         "/graphql", headers=preflight(APP, headers="authorization,content-type")
     )
@@ -133,8 +136,8 @@ async def test_graphql_sends_no_cors_headers_by_default(start_keyed: object) -> 
     assert_no_credentials(asked, answer)
 
 
-async def test_graphql_preflight_and_requests_from_a_listed_origin(start_keyed: object) -> None:
-    server = await start_keyed(cors_origins=(APP, "http://localhost:5173"))  # type: ignore[operator]
+async def test_graphql_preflight_and_requests_from_a_listed_origin(start_keyed: StartKeyed) -> None:
+    server = await start_keyed(cors_origins=(APP, "http://localhost:5173"))
     asked = await server.http.options(
         "/graphql", headers=preflight(APP, headers="authorization,content-type")
     )
@@ -170,8 +173,8 @@ async def test_graphql_preflight_and_requests_from_a_listed_origin(start_keyed: 
     assert_no_credentials(asked, posted, got, unauthenticated, local)
 
 
-async def test_graphql_refuses_origins_not_listed(start_keyed: object) -> None:
-    server = await start_keyed(cors_origins=(APP,))  # type: ignore[operator]
+async def test_graphql_refuses_origins_not_listed(start_keyed: StartKeyed) -> None:
+    server = await start_keyed(cors_origins=(APP,))
     for origin in (EVIL, "https://app.example.com.evil.example", "http://app.example.com", "null"):
         asked = await server.http.options(
             "/graphql", headers=preflight(origin, headers="authorization,content-type")
@@ -189,8 +192,8 @@ async def test_graphql_refuses_origins_not_listed(start_keyed: object) -> None:
     assert_refused_preflight(odd)
 
 
-async def test_any_origin_with_star_and_never_credentials(start_keyed: object) -> None:
-    server = await start_keyed(cors_origins=("*",))  # type: ignore[operator]
+async def test_any_origin_with_star_and_never_credentials(start_keyed: StartKeyed) -> None:
+    server = await start_keyed(cors_origins=("*",))
     asked = await server.http.options(
         "/graphql", headers=preflight(EVIL, headers="authorization,content-type")
     )
@@ -206,9 +209,9 @@ async def test_any_origin_with_star_and_never_credentials(start_keyed: object) -
     assert_no_credentials(asked, answer)
 
 
-async def test_ingestion_routes_take_any_origin_by_default(start_keyed: object) -> None:
+async def test_ingestion_routes_take_any_origin_by_default(start_keyed: StartKeyed) -> None:
     """analytics.js and RudderStack post from customers' sites; Heap senders with an app_id."""
-    server = await start_keyed()  # type: ignore[operator]
+    server = await start_keyed()
     ingest = server.keys["ingest"]
     simple = await server.http.post(
         "/v1/t",
@@ -264,8 +267,8 @@ async def test_ingestion_routes_take_any_origin_by_default(start_keyed: object) 
     assert_no_credentials(simple, asked, batch, heap_asked, heap, refused, health)
 
 
-async def test_ingestion_origins_can_be_narrowed(start_keyed: object) -> None:
-    server = await start_keyed(cors_origins=(APP,), cors_ingest_origins=())  # type: ignore[operator]
+async def test_ingestion_origins_can_be_narrowed(start_keyed: StartKeyed) -> None:
+    server = await start_keyed(cors_origins=(APP,), cors_ingest_origins=())
     shop = await server.http.options("/v1/batch", headers=preflight(SHOP, headers="content-type"))
     assert_refused_preflight(shop)
     answer = await server.http.post(
