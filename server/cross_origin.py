@@ -17,8 +17,9 @@ answered 400 without any `Access-Control-Allow-*` header.
 Dev mode needs no key, so any page a developer opens could otherwise drive the server:
 there only loopback origins (`http(s)://localhost`, `127.0.0.1`, `[::1]`, any port) are
 allowed, whatever the settings say (a non-loopback origin configured in dev mode is refused
-at start), and a request that carries another `Origin`, or a `Host` that is not loopback
-(a DNS-rebinding page), is refused with 403 before any route runs, WebSockets included.
+at start), and a request that carries another `Origin`, or a `Host` naming neither loopback
+nor a local name without a dot (a DNS-rebinding page), is refused with 403 before any route
+runs, WebSockets included.
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.http_errors import JSONBody
-from server.settings import SettingError, Settings, is_loopback_origin
+from server.settings import ORIGIN, SettingError, Settings, is_loopback, is_loopback_origin
 
 GRAPHQL_METHODS = ("GET", "POST", "OPTIONS")
 INGEST_METHODS = ("POST", "OPTIONS")
 # What browser clients send beyond the CORS-safelisted headers: the key, JSON, a request id
-# to follow, Apollo's client-awareness names; RudderStack's browser SDK adds AnonymousId,
-# and a page may gzip an ingestion body (the routes inflate it).
+# to follow, Apollo's client-awareness and CSRF-prevention headers; RudderStack's browser
+# SDK adds AnonymousId, and a page may gzip an ingestion body (the routes inflate it).
 GRAPHQL_HEADERS = (
     "authorization",
     "content-type",
     "x-request-id",
     "apollographql-client-name",
     "apollographql-client-version",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
 )
 INGEST_HEADERS = (
     "authorization",
@@ -164,7 +167,7 @@ class CrossOrigin:
 def _dev_refusal(headers: Headers) -> str | None:
     """Why dev mode refuses a request: another page's Origin, or a Host not on loopback."""
     host = headers.get("host")
-    if host is not None and not is_loopback_origin(f"http://{host}"):
+    if host is not None and not _is_local_host(host):
         return (
             f"dev mode answers only requests addressed to localhost, 127.0.0.1 or [::1]; this "
             f"one names the host {host[:100]!r} (a page that made its name point here?)"
@@ -177,6 +180,16 @@ def _dev_refusal(headers: Headers) -> str | None:
             "keys and USERTRAIL_CORS_ORIGINS, to let other origins call the API"
         )
     return None
+
+
+def _is_local_host(host: str) -> bool:
+    """True for a Host header naming loopback, or a name without a dot (`testserver`): a
+    DNS-rebinding page needs a name of the attacker's, which public DNS answers."""
+    found = ORIGIN.fullmatch(f"http://{host}")
+    if found is None:
+        return False
+    name = found.group(2).lower()
+    return is_loopback(name.strip("[]")) or not ("." in name or name.startswith("["))
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:

@@ -353,7 +353,12 @@ async def test_dev_mode_refuses_a_host_that_is_not_loopback(dev_http: httpx.Asyn
     )
     assert answer.status_code == 403
     assert "host" in answer.json()["errors"][0]["message"]
-    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+    for host in ("evil.example", "localhost.", "192.168.1.10:8000"):
+        refused = await dev_http.get("/healthz", headers={"host": host})
+        assert refused.status_code == 403, host
+        assert refused.json()["code"] == "FORBIDDEN_ORIGIN"
+    # In-process clients name hosts like `testserver`: no public DNS name has no dot.
+    for host in ("localhost:8000", "127.0.0.1", "127.1.2.3:80", "[::1]:8000", "testserver"):
         fine = await dev_http.get("/healthz", headers={"host": host})
         assert fine.status_code == 200, host
 
