@@ -8,9 +8,15 @@ is decided by the `Access-Control-Allow-*` headers asserted here. No answer ever
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import orjson
@@ -21,7 +27,8 @@ from server import cli, cross_origin
 from server.app import create_app
 from server.settings import SettingError, Settings, parse_origins
 from services import environments, keys
-from tests.conftest import start_server
+from tests.conftest import free_port, start_server
+from tests.reliability.processes import USERTRAIL
 
 APP = "https://app.example.com"
 SHOP = "https://shop.example.com"
@@ -414,3 +421,50 @@ def test_settings_from_env_and_back() -> None:
     assert default.cors_origins == () and default.cors_ingest_origins is None
     assert Settings.from_env(default.as_env()) == default
     assert cross_origin.allowed_origins(default) == ((), ("*",))
+
+
+async def test_usertrail_serve_hands_the_flags_to_its_workers(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`usertrail serve --cors-origins` with two worker processes, each built from the env."""
+    port = free_port()
+    program = [str(USERTRAIL)] if USERTRAIL.exists() else [sys.executable, "-m", "server.cli"]
+    command = [
+        *program,
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--cors-origins",
+        APP,
+        "--cors-ingest-origins",
+        "",
+    ]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("USERTRAIL_")}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environ, start_new_session=True
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(600):
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            for _ in range(6):  # whichever worker answers
+                asked = preflight(APP, headers="content-type")
+                app = await http.options("/v1/batch", headers=asked)
+                assert app.headers["access-control-allow-origin"] == APP
+                shop = await http.options("/v1/batch", headers=preflight(SHOP))
+                assert_refused_preflight(shop)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
