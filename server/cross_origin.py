@@ -12,7 +12,7 @@ counts, never stored data; `USERTRAIL_CORS_INGEST_ORIGINS=` (empty) narrows them
 USERTRAIL_CORS_ORIGINS. No answer ever carries `Access-Control-Allow-Credentials`: the API
 authenticates with an `Authorization` header that a page sets itself, sets no cookie, and
 has no use for a browser's ambient credentials. A preflight from an origin not allowed is
-answered 400 without any `Access-Control-Allow-*` header.
+answered 400, and any other answer to it carries no `Access-Control-*` header.
 
 Dev mode needs no key, so any page a developer opens could otherwise drive the server:
 there only loopback origins (`http(s)://localhost`, `127.0.0.1`, `[::1]`, any port) are
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.http_errors import JSONBody
 from server.settings import ORIGIN, SettingError, Settings, is_loopback, is_loopback_origin
@@ -112,6 +112,22 @@ class OriginPolicy(CORSMiddleware):
 
     def is_allowed_origin(self, origin: str) -> bool:
         return (self.loopback and is_loopback_origin(origin)) or super().is_allowed_origin(origin)
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("origin")
+        if (
+            message["type"] != "http.response.start"
+            or origin is None
+            or self.is_allowed_origin(origin)
+        ):
+            await super().send(message, send, request_headers)
+            return
+        # An origin not allowed gets no Access-Control-* header at all (Starlette would still
+        # send Expose-Headers); the answer depends on Origin all the same.
+        message.setdefault("headers", [])
+        headers = MutableHeaders(scope=message)
+        headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])
+        await send(message)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

@@ -89,11 +89,9 @@ def allow_headers(response: httpx.Response) -> set[str]:
 
 
 def assert_refused_preflight(response: httpx.Response) -> None:
-    """A preflight the browser fails: 4xx and no Access-Control-Allow-* header at all."""
+    """A preflight the browser fails: 4xx and no Access-Control-* header at all."""
     assert 400 <= response.status_code < 500, response.text
-    assert not [k for k in response.headers if k.lower().startswith("access-control-allow")], (
-        response.headers
-    )
+    assert not [k for k in response.headers if k.startswith("access-control-")], response.headers
 
 
 def assert_no_credentials(*responses: httpx.Response) -> None:
@@ -192,7 +190,8 @@ async def test_graphql_refuses_origins_not_listed(start_keyed: StartKeyed) -> No
             json={"query": USERS},
             headers={"origin": origin, "authorization": f"Bearer {server.keys['read']}"},
         )
-        assert "access-control-allow-origin" not in answer.headers, origin
+        assert not [k for k in answer.headers if k.startswith("access-control-")], origin
+        assert "origin" in answer.headers["vary"].lower()
         assert_no_credentials(asked, answer)
     # A header the API does not take fails the preflight of a listed origin too.
     odd = await server.http.options("/graphql", headers=preflight(APP, headers="x-forwarded-for"))
