@@ -9,13 +9,6 @@ from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
-# An origin as browsers send it: scheme://host[:port], nothing after (no path, no slash).
-ORIGIN = re.compile(r"(https?)://([^/?#@\s:]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class SettingError(ValueError):
-    """A setting that cannot be used, with a message naming it and saying what is expected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +17,6 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     dev: bool = False
-    workers: int = 1
-    # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
-    introspection: bool = True
     # Origins a browser page may call /graphql (and the ingestion routes) from; "*": any.
     cors_origins: tuple[str, ...] = ()
     # Origins added for /v1 and /api only; None: the default, any origin outside dev mode
@@ -34,6 +24,9 @@ class Settings:
     cors_ingest_origins: tuple[str, ...] | None = None
     # The operator's bearer key for /metrics outside dev mode (env only: a flag shows in `ps`).
     metrics_key: str | None = None
+    workers: int = 1
+    # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
+    introspection: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -44,8 +37,6 @@ class Settings:
             host=env.get("USERTRAIL_HOST", "127.0.0.1"),
             port=int(env.get("USERTRAIL_PORT", "8000")),
             dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
-            workers=int(env.get("USERTRAIL_WORKERS", "1")),
-            introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
             cors_origins=parse_origins(
                 env.get("USERTRAIL_CORS_ORIGINS", ""), "USERTRAIL_CORS_ORIGINS"
             ),
@@ -55,6 +46,8 @@ class Settings:
                 else parse_origins(ingest_origins, "USERTRAIL_CORS_INGEST_ORIGINS")
             ),
             metrics_key=env.get("USERTRAIL_METRICS_KEY") or None,
+            workers=int(env.get("USERTRAIL_WORKERS", "1")),
+            introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
         )
 
     def with_overrides(self, **values: object) -> Settings:
@@ -73,10 +66,10 @@ class Settings:
             "USERTRAIL_HOST": self.host,
             "USERTRAIL_PORT": str(self.port),
             "USERTRAIL_DEV": "1" if self.dev else "0",
-            "USERTRAIL_WORKERS": str(self.workers),
-            "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
             "USERTRAIL_CORS_ORIGINS": ",".join(self.cors_origins),
             **optional,
+            "USERTRAIL_WORKERS": str(self.workers),
+            "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
         }
 
 
@@ -88,6 +81,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# An origin as browsers send it: scheme://host[:port], nothing after (no path, no slash).
+ORIGIN = re.compile(r"(https?)://([^/?#@\s:]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SettingError(ValueError):
+    """A setting that cannot be used, with a message naming it and saying what is expected."""
 
 
 def parse_origins(text: str, name: str) -> tuple[str, ...]:
