@@ -1,7 +1,8 @@
 """The Starlette application: GraphQL, health, the Heap and Segment routes, and their guards.
 
-Middleware, outermost first: request ids (and JSON for any exception a route let escape),
-then body size limits. Which environment a request acts in comes from its credentials:
+Middleware, outermost first: security headers, CORS (and dev mode's refusal of other
+origins), request ids (and JSON for any exception a route let escape), metrics, then body
+size limits. Which environment a request acts in comes from its credentials:
 the API key (GraphQL), the write key (Segment), the app_id (Heap); dev mode puts every
 request in the `default` environment.
 """
@@ -24,10 +25,12 @@ from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
 from server import heap_api, metrics, request_ids, segment_api
+from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
 from server.persisted_queries import PersistedQueries
+from server.security_headers import SecurityHeaders
 from server.settings import Settings
 from services import autocapture, environments, keys
 
@@ -120,6 +123,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await db.dispose()
 
+    allowed_origins(settings)  # a CORS setting dev mode refuses fails here, not at a request
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
     schema = build(dev=settings.dev)
@@ -141,6 +145,8 @@ def create_app(settings: Settings) -> Starlette:
         *segment_api.routes,
     ]
     middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(CrossOrigin, settings=settings),  # outside RequestIds: its 500s get CORS
         Middleware(request_ids.RequestIds),
         Middleware(metrics.MetricsMiddleware),
         Middleware(BodyLimits),

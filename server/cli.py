@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from server import admin_cli
-from server.settings import Settings, is_loopback
+from server.settings import SettingError, Settings, is_loopback, parse_origins
 
 
 def _database_flag(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="refuse schema introspection; no GraphiQL",
     )
+    serve.add_argument(
+        "--cors-origins",
+        metavar="ORIGINS",
+        help="comma-separated origins (or *) whose pages may call /graphql and the ingestion "
+        "routes (default: $USERTRAIL_CORS_ORIGINS, else none; dev mode: loopback pages only)",
+    )
+    serve.add_argument(
+        "--cors-ingest-origins",
+        metavar="ORIGINS",
+        help="origins added for /v1 and /api only (default: $USERTRAIL_CORS_INGEST_ORIGINS, "
+        "else *: browser SDKs post from any site; '' for none)",
+    )
     _database_flag(serve)
     demo = commands.add_parser(
         "demo",
@@ -98,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingError as error:
+        print(f"usertrail: {error}", file=sys.stderr)
+        return 2
     if args.command == "export-schema":
         from graph.schema import schema
 
@@ -140,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         introspection=args.introspection,
     )
+    try:
+        settings = _with_cors_flags(settings, args)
+    except SettingError as error:
+        print(f"usertrail: {error}", file=sys.stderr)
+        return 2
     if settings.dev and not is_loopback(settings.host):
         print(
             f"refusing to serve --dev on {settings.host}: dev mode has no API keys and "
@@ -148,6 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     return serve(settings, demo_users=args.demo_if_empty, demo_days=args.demo_days)
+
+
+def _with_cors_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the --cors-* flags applied, checked as the app will (SettingError)."""
+    from server.cross_origin import allowed_origins
+
+    if args.cors_origins is not None:
+        settings = settings.with_overrides(
+            cors_origins=parse_origins(args.cors_origins, "--cors-origins")
+        )
+    if args.cors_ingest_origins is not None:
+        settings = settings.with_overrides(
+            cors_ingest_origins=parse_origins(args.cors_ingest_origins, "--cors-ingest-origins")
+        )
+    allowed_origins(settings)
+    return settings
 
 
 def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> int:

@@ -112,31 +112,11 @@ class Plan:
 
 
 def _endpoint(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
-    ingest_kind = json_api(lambda request: _ingest(request, kind))
-
-    async def endpoint(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            response: Response = Response(status_code=204)
-            asked = request.headers.get("access-control-request-headers")
-            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = asked or "Content-Type"
-            response.headers["Access-Control-Max-Age"] = "86400"
-        else:
-            response = await ingest_kind(request)
-        return _cross_origin(request, response)
-
+    # Browser SDKs post from customers' sites: CORS, preflights included, is answered by
+    # server/cross_origin.py, as for every route.
+    endpoint = json_api(lambda request: _ingest(request, kind))
     endpoint.__name__ = f"segment_{kind or 'batch'}"
     return endpoint
-
-
-def _cross_origin(request: Request, response: Response) -> Response:
-    """Browser SDKs post from the site's origin; answers carry no cookies and need none."""
-    origin = request.headers.get("origin")
-    response.headers["Access-Control-Allow-Origin"] = origin or "*"
-    if origin:
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Vary"] = "Origin"
-    return response
 
 
 # analytics.js posts single messages to /v1/<first letter of the type> and batches to /v1/b.
@@ -150,7 +130,7 @@ PATHS = {
     "group": ("group", "g"),
 }
 routes = [
-    Route(f"/v1/{path}", _endpoint(kind), methods=["POST", "OPTIONS"])
+    Route(f"/v1/{path}", _endpoint(kind), methods=["POST"])
     for kind, paths in PATHS.items()
     for path in paths
 ]

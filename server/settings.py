@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
@@ -16,6 +17,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     dev: bool = False
+    # Origins a browser page may call /graphql (and the ingestion routes) from; "*": any.
+    cors_origins: tuple[str, ...] = ()
+    # Origins added for /v1 and /api only; None: the default, any origin outside dev mode
+    # (browser SDKs post from customers' sites with public write keys).
+    cors_ingest_origins: tuple[str, ...] | None = None
+    # The operator's bearer key for /metrics outside dev mode (env only: a flag shows in `ps`).
+    metrics_key: str | None = None
     workers: int = 1
     # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
     introspection: bool = True
@@ -26,11 +34,21 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        ingest_origins = env.get("USERTRAIL_CORS_INGEST_ORIGINS")
         return cls(
             database_url=env.get("USERTRAIL_DATABASE_URL", DEFAULT_DATABASE_URL),
             host=env.get("USERTRAIL_HOST", "127.0.0.1"),
             port=int(env.get("USERTRAIL_PORT", "8000")),
             dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
+            cors_origins=parse_origins(
+                env.get("USERTRAIL_CORS_ORIGINS", ""), "USERTRAIL_CORS_ORIGINS"
+            ),
+            cors_ingest_origins=(
+                None
+                if ingest_origins is None
+                else parse_origins(ingest_origins, "USERTRAIL_CORS_INGEST_ORIGINS")
+            ),
+            metrics_key=env.get("USERTRAIL_METRICS_KEY") or None,
             workers=int(env.get("USERTRAIL_WORKERS", "1")),
             introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
             persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
@@ -43,11 +61,18 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """These settings as USERTRAIL_* variables (for uvicorn worker processes)."""
+        optional = {}
+        if self.cors_ingest_origins is not None:
+            optional["USERTRAIL_CORS_INGEST_ORIGINS"] = ",".join(self.cors_ingest_origins)
+        if self.metrics_key:
+            optional["USERTRAIL_METRICS_KEY"] = self.metrics_key
         return {
             "USERTRAIL_DATABASE_URL": self.database_url,
             "USERTRAIL_HOST": self.host,
             "USERTRAIL_PORT": str(self.port),
             "USERTRAIL_DEV": "1" if self.dev else "0",
+            "USERTRAIL_CORS_ORIGINS": ",".join(self.cors_origins),
+            **optional,
             "USERTRAIL_WORKERS": str(self.workers),
             "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
             "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
@@ -63,3 +88,46 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# An origin as browsers send it: scheme://host[:port], nothing after (no path, no slash).
+ORIGIN = re.compile(r"(https?)://([^/?#@\s:]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SettingError(ValueError):
+    """A setting that cannot be used, with a message naming it and saying what is expected."""
+
+
+def parse_origins(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated origins (or `*`) as browsers send them: lower case, no default port.
+
+    Raises SettingError, naming `name`, for anything that is not an origin (a path or a
+    trailing slash would never match what a browser sends).
+    """
+    origins: list[str] = []
+    for part in (item.strip() for item in text.split(",")):
+        if not part:
+            continue
+        if part == "*":
+            origins.append(part)
+            continue
+        found = ORIGIN.fullmatch(part)
+        if found is None:
+            raise SettingError(
+                f"{name}: {part!r} is not an origin; write scheme://host[:port] with no path "
+                "or trailing slash (https://app.example.com, http://localhost:5173), or *"
+            )
+        scheme, host, port = found.group(1).lower(), found.group(2).lower(), found.group(3)
+        if port is not None and not 0 < int(port) < 65536:
+            raise SettingError(f"{name}: {part!r} has port {port}; ports run from 1 to 65535")
+        if port is not None and int(port) != DEFAULT_PORTS[scheme]:
+            host = f"{host}:{int(port)}"
+        origins.append(f"{scheme}://{host}")
+    return tuple(dict.fromkeys(origins))
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """True for an http(s) origin on localhost or a loopback address (any port)."""
+    found = ORIGIN.fullmatch(origin)
+    return found is not None and is_loopback(found.group(2).strip("[]").lower())
