@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from graph import input_conversion
 from graph.enums import EventSource
+from graph.scalars import CHECKED_PER_ITEM
 
 
 @strawberry.input(description="Where an event happened, as the caller knows it.")
@@ -47,7 +48,12 @@ class TrackInput:
         default=EventSource.SERVER, description="Where the event comes from."
     )
     timestamp: datetime | None = strawberry.field(
-        default=None, description="Default: time received."
+        default=None,
+        description="When it happened, ISO 8601 / RFC 3339 (`2026-03-02T10:00:00Z`, "
+        "`2026-03-02T12:00:00+02:00`); without an offset: UTC. Default: the time received. "
+        "An unreadable timestamp, one before 2000 or more than a day ahead refuses this event "
+        "alone (INVALID_TIMESTAMP); the others are stored.",
+        metadata=CHECKED_PER_ITEM,
     )
     properties: JSON | None = strawberry.field(default=None, description="Event properties (flat).")
     context: EventContext | None = strawberry.field(
@@ -62,7 +68,12 @@ class TrackInput:
 class IdentifyInput:
     user_id: str = strawberry.field(description="The anonymous user's id.")
     identity: str = strawberry.field(description="The identity to give it.")
-    timestamp: datetime | None = strawberry.field(default=None, description="When it happened.")
+    timestamp: datetime | None = strawberry.field(
+        default=None,
+        description="When it happened, ISO 8601 / RFC 3339; without an offset: UTC. An "
+        "unreadable one is refused as INVALID_TIMESTAMP in `errors`.",
+        metadata=CHECKED_PER_ITEM,
+    )
 
 
 @strawberry.input(description="Properties for one user, named by identity or userId.")

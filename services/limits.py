@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from services.clock import DAY_US, MAX_USER_ID, to_micros
+from services.clock import DAY_US, MAX_USER_ID, UnreadableTime, parse_time, to_micros
 from services.errors import InvalidInput
 
 T = TypeVar("T")
@@ -24,6 +24,10 @@ MAX_IDENTITY = 255
 MAX_CONTEXT_VALUE = 4096
 MAX_SHORT = 255
 EARLIEST_US = to_micros(datetime(2000, 1, 1))
+TIME_FORMS = (
+    "ISO 8601 / RFC 3339, e.g. 2026-03-02T10:00:00Z or 2026-03-02T12:00:00+02:00 "
+    "(without an offset the time is UTC)"
+)
 SOURCES = ("WEB", "IOS", "ANDROID", "SERVER")
 PLACEHOLDER_IDENTITIES = {"null", "undefined", "anonymous", "0", "", "[object object]"}
 RESERVED_USER_KEYS = {"id", "userid", "identity"}
@@ -103,26 +107,42 @@ def timestamp(value: Any, *, received_us: int, field: str = "timestamp") -> int:
         return received_us
     if isinstance(value, datetime):
         micros = to_micros(value)
+    elif isinstance(value, UnreadableTime):  # the DateTime scalar could not read it
+        raise InvalidInput(
+            unreadable_time(value.sent, field), field=field, code="INVALID_TIMESTAMP"
+        )
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         micros = int(value * 1000)
     elif isinstance(value, str):
         try:
-            micros = to_micros(datetime.fromisoformat(value.strip()))
+            micros = to_micros(parse_time(value.strip()))
         except (ValueError, OverflowError):
             raise InvalidInput(
-                f"timestamp {value!r:.60} is not ISO 8601", field=field, code="INVALID_TIMESTAMP"
+                unreadable_time(value, field, millis=True), field=field, code="INVALID_TIMESTAMP"
             ) from None
     else:
         raise InvalidInput(
-            "timestamp must be an ISO 8601 string", field=field, code="INVALID_TIMESTAMP"
+            unreadable_time(value, field, millis=True), field=field, code="INVALID_TIMESTAMP"
         )
     if micros < EARLIEST_US:
-        raise InvalidInput("timestamp is before 2000-01-01", field=field, code="INVALID_TIMESTAMP")
+        raise InvalidInput(
+            f"{field} is before 2000-01-01; older events are not stored",
+            field=field,
+            code="INVALID_TIMESTAMP",
+        )
     if micros > received_us + DAY_US:
         raise InvalidInput(
-            "timestamp is more than a day in the future", field=field, code="INVALID_TIMESTAMP"
+            f"{field} is more than a day in the future; check the sender's clock",
+            field=field,
+            code="INVALID_TIMESTAMP",
         )
     return micros
+
+
+def unreadable_time(value: Any, field: str, *, millis: bool = False) -> str:
+    """What to tell a caller who sent `value` as a date-time that is none."""
+    accepted = TIME_FORMS + (", or a number of milliseconds since 1970-01-01 UTC" if millis else "")
+    return f"{field} {value!r:.60} is not a valid date and time; give {accepted}"
 
 
 def properties(
