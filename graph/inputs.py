@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from graph import input_conversion
 from graph.enums import EventSource
 from graph.scalars import CHECKED_PER_ITEM
+from services.limits import MAX_EVENT_PROPERTIES, MAX_USER_PROPERTIES, MAX_USER_PROPERTY_BYTES
 
 
 @strawberry.input(description="Where an event happened, as the caller knows it.")
@@ -55,7 +56,11 @@ class TrackInput:
         "alone (INVALID_TIMESTAMP); the others are stored.",
         metadata=CHECKED_PER_ITEM,
     )
-    properties: JSON | None = strawberry.field(default=None, description="Event properties (flat).")
+    properties: JSON | None = strawberry.field(
+        default=None,
+        description=f"Event properties (flat), at most {MAX_EVENT_PROPERTIES} "
+        "(TOO_MANY_PROPERTIES).",
+    )
     context: EventContext | None = strawberry.field(
         default=None, description="Page, device, location."
     )
@@ -80,7 +85,13 @@ class IdentifyInput:
 class UserPropertiesInput:
     identity: str | None = strawberry.field(default=None, description="The user's identity.")
     user_id: str | None = strawberry.field(default=None, description="The user's id.")
-    properties: JSON = strawberry.field(description="Properties to set (overwrite per key).")
+    properties: JSON = strawberry.field(
+        description="Properties to set (overwrite per key). A user holds at most "
+        f"{MAX_USER_PROPERTIES} custom properties and {MAX_USER_PROPERTY_BYTES // 1024} KiB of "
+        "them as JSON; a call that would add more is refused "
+        "(TOO_MANY_PROPERTIES). In a merge the identified user's properties are kept, then "
+        "the other's in name order while they fit."
+    )
 
 
 # Converted with a cached plan rather than Strawberry's per-field type dispatch
