@@ -77,12 +77,14 @@ query RecentUsers {
 }
 """
 DEV_HEADERS = """\
-// Dev mode: no API key is needed; every request acts in the `default` environment.
+// Dev mode: no API key is needed (requests act in
+// the `default` environment).
 {}
 """
 KEY_HEADERS = """\
-// Every request needs an API key: replace <your read key> with one of scope read
-// (made by `usertrail key create --env NAME --scope read`).
+// Every request needs an API key: put one of scope
+// read in place of <your read key> (made by
+// `usertrail key create --env NAME --scope read`).
 {
   "Authorization": "Bearer <your read key>"
 }
