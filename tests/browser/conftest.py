@@ -130,9 +130,11 @@ async def guarded_page(browser: Any) -> AsyncIterator[GuardedPage]:
     await context.close()
 
 
-async def load_demo(db: Database, *, people: int = DEMO_PEOPLE) -> None:
-    """The demo data set `usertrail serve --demo-if-empty` loads, into `default`."""
-    environment_id = (await environments.ensure(db)).id
+async def load_demo(
+    db: Database, *, environment: str = "default", people: int = DEMO_PEOPLE
+) -> None:
+    """The demo data set `usertrail serve --demo-if-empty` loads (into `default`)."""
+    environment_id = (await environments.ensure(db, name=environment)).id
     await demo.load(
         db, environment_id=environment_id, batches=demo.generate(users=people, days=14, seed=1)
     )

@@ -5,11 +5,13 @@ the app's own assets, runs its default query, and shows demo users.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from server.assets import URL_PREFIX
-from tests.browser.conftest import SCREENSHOTS, GuardedPage, screenshot_path
-from tests.conftest import RunningServer
+from services import keys
+from tests.browser.conftest import SCREENSHOTS, GuardedPage, load_demo, screenshot_path
+from tests.conftest import RunningServer, start_server
 
 # Generous: GraphiQL's first render loads Monaco and its workers (a second or two).
 RENDERED_WITHIN_MS = 30_000
@@ -65,3 +67,37 @@ async def test_graphiql_runs_its_default_query_offline(
         json.dumps({"total": total, "files": page_and_assets}, indent=2)
     )
     assert total < MAX_TRANSFERRED, page_and_assets
+
+
+async def test_outside_dev_mode_graphiql_asks_for_a_key_and_runs_with_one(
+    database_url: str, built_assets: Path, guarded_page: GuardedPage
+) -> None:
+    from playwright.async_api import expect
+
+    running, server, task = await start_server(database_url, dev=False, introspection=True)
+    try:
+        await load_demo(running.db, environment="alpha")
+        _, read_key = await keys.create(running.db, environment="alpha", scope="read")
+        page = guarded_page.page
+        await page.goto(f"{running.url}/graphql")  # the page itself needs no key
+        headers_editor = page.locator('.monaco-editor[data-uri$="request-headers.json"]')
+        await expect(headers_editor).to_contain_text("<your read key>", timeout=RENDERED_WITHIN_MS)
+        await headers_editor.click()
+        await page.keyboard.press("ControlOrMeta+A")
+        await page.keyboard.press("Delete")
+        # Typed key by key: Monaco types over the brackets and quotes it closes itself.
+        await page.keyboard.type(json.dumps({"Authorization": f"Bearer {read_key}"}))
+
+        async with page.expect_response(_is_default_query) as answered:
+            await page.locator(".graphiql-execute-button").click()
+        answer = await answered.value
+        assert answer.status == 200 and answer.request.headers["authorization"].endswith(read_key)
+        users = (await answer.json())["data"]["users"]
+        assert len(users["edges"]) == 10
+        first = users["edges"][0]["node"]["displayName"]
+        await expect(page.locator(".graphiql-response")).to_contain_text(first)
+        await page.screenshot(path=screenshot_path("graphiql-with-key"))
+        assert guarded_page.outside == []
+    finally:
+        server.should_exit = True
+        await task
