@@ -42,7 +42,9 @@ assets: $(ASSETS)  ## build GraphiQL's browser files from npm packages (needs No
 # browser says how to build them.
 maybe-assets:
 	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
-		$(MAKE) -s --no-print-directory assets || echo "warning: GraphiQL's assets did not build (see above); /graphql serves a page saying so"; \
+		$(MAKE) -s --no-print-directory assets || echo "warning: GraphiQL's assets did not build (see above); the server runs without them"; \
+	elif [ -f $(ASSETS) ]; then \
+		echo "note: node and npm not found: GraphiQL's assets stay as last built"; \
 	else \
 		echo "note: node and npm not found: GraphiQL's assets are not built (make assets needs Node 20+ and npm)"; \
 	fi
