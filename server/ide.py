@@ -84,9 +84,7 @@ DEV_HEADERS = """\
 KEY_HEADERS = """\
 // Every request needs an API key: put one of scope
 // read in place of <your read key> (made by
-// `usertrail key create --env NAME --scope read`),
-// then re-fetch the schema (⟳, bottom left) for
-// completion and the Docs.
+// `usertrail key create --env NAME --scope read`).
 {
   "Authorization": "Bearer <your read key>"
 }

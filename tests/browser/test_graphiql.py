@@ -85,8 +85,20 @@ async def test_outside_dev_mode_graphiql_asks_for_a_key_and_runs_with_one(
         await headers_editor.click()
         await page.keyboard.press("ControlOrMeta+A")
         await page.keyboard.press("Delete")
-        # Typed key by key: Monaco types over the brackets and quotes it closes itself.
-        await page.keyboard.type(json.dumps({"Authorization": f"Bearer {read_key}"}))
+
+        def introspection_with_the_key(response: Any) -> bool:
+            request = response.request
+            return (
+                "IntrospectionQuery" in (request.post_data or "")
+                and request.headers.get("authorization") == f"Bearer {read_key}"
+            )
+
+        # Typed key by key: Monaco types over the brackets and quotes it closes itself. The
+        # schema, refused without a key when the page opened, is fetched again with it.
+        async with page.expect_response(introspection_with_the_key) as introspected:
+            await page.keyboard.type(json.dumps({"Authorization": f"Bearer {read_key}"}))
+        schema = await introspected.value
+        assert schema.status == 200 and (await schema.json())["data"]["__schema"]
 
         async with page.expect_response(_is_default_query) as answered:
             await page.locator(".graphiql-execute-button").click()
