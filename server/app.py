@@ -13,6 +13,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,7 +25,8 @@ from starlette.routing import Route
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
-from server import heap_api, metrics, request_ids, segment_api
+from server import heap_api, ide, metrics, request_ids, segment_api
+from server.assets import Assets
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
@@ -127,18 +129,22 @@ def create_app(settings: Settings) -> Starlette:
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
     schema = build(dev=settings.dev)
-    if not settings.introspection:
+    if not settings.introspection_on:
         schema = without_introspection(schema)
+    assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
-        graphql_ide="graphiql" if settings.introspection else None,
+        graphql_ide="graphiql" if settings.introspection_on else None,
+        assets=assets,
         persisted_queries=PersistedQueries(
             max_entries=settings.persisted_query_entries,
             max_bytes=settings.persisted_query_bytes,
         ),
     )
     routes = [
+        Route("/", ide.front_door(settings), methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *metrics.routes,
         *heap_api.routes,

@@ -384,11 +384,13 @@ async def test_a_well_formed_request_id_from_the_client_is_kept(tenants: Tenants
 
 
 def test_introspection_setting_from_the_environment() -> None:
-    assert Settings.from_env({}).introspection is True
+    assert Settings.from_env({}).introspection is None
+    assert Settings.from_env({"USERTRAIL_INTROSPECTION": "1"}).introspection is True
     for off in ("0", "false", "no", "off"):
         assert Settings.from_env({"USERTRAIL_INTROSPECTION": off}).introspection is False
-    settings = Settings(introspection=False)
-    assert Settings.from_env(settings.as_env()) == settings
+    for value in (None, True, False):
+        settings = Settings(introspection=value)
+        assert Settings.from_env(settings.as_env()) == settings
 
 
 @pytest.fixture
@@ -413,8 +415,13 @@ async def test_introspection_and_graphiql_can_be_turned_off(closed_server: Runni
         assert "Did you mean" not in _messages(guess)[0]
 
 
-async def test_introspection_and_graphiql_are_on_by_default(tenants: Tenants) -> None:
-    page = await tenants.http.get("/graphql", headers={"accept": "text/html"})
-    assert page.status_code == 200
-    schema = await tenants.data(tenants.alpha.keys["read"], "{ __schema { queryType { name } } }")
-    assert schema == {"__schema": {"queryType": {"name": "Query"}}}
+async def test_introspection_and_graphiql_are_on_by_default_in_dev_mode(
+    server: RunningServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        schema = await client.post(
+            "/graphql", json={"query": "{ __schema { queryType { name } } }"}
+        )
+        assert schema.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
