@@ -4,6 +4,8 @@ The suite runs on SQLite by default. With USERTRAIL_TEST_DATABASE_URL set to a P
 URL, every database test runs on PostgreSQL instead (`.ci/run` does both). Tests marked
 `postgres` always need PostgreSQL: they use USERTRAIL_TEST_DATABASE_URL or the local server
 at 127.0.0.1:5432 and are skipped, with the reason printed, when neither answers.
+With USERTRAIL_TEST_CITUS_URL set to a Citus coordinator URL, every database test, the
+`postgres` ones included, runs on a Citus database instead (tests/citus/cluster.py).
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from models.migrate import upgrade
 from server.app import create_app
 from server.settings import Settings
 from services import environments
+from tests.citus.cluster import CitusTemplates, CitusUnavailable
 from tests.support import Api
 
-PG_URL = os.environ.get("USERTRAIL_TEST_DATABASE_URL")
+CITUS_URL = os.environ.get("USERTRAIL_TEST_CITUS_URL")
+# On Citus the whole suite runs there, as it does on PostgreSQL with PG_URL.
+PG_URL = CITUS_URL or os.environ.get("USERTRAIL_TEST_DATABASE_URL")
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    if CITUS_URL:
+        return f"usertrail database: Citus, coordinator {CITUS_URL}"
     return f"usertrail database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite files'}"
 
 
@@ -101,8 +108,20 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+Templates = PostgresTemplates | CitusTemplates
+
+
 @pytest.fixture(scope="session")
-async def pg_templates() -> AsyncIterator[PostgresTemplates | None]:
+async def pg_templates() -> AsyncIterator[Templates | None]:
+    if CITUS_URL:
+        citus = CitusTemplates(CITUS_URL)
+        try:
+            await citus.check()
+        except CitusUnavailable as error:
+            pytest.fail(f"USERTRAIL_TEST_CITUS_URL: {error}")
+        yield citus
+        await citus.teardown()
+        return
     url = PG_URL or LOCAL_PG
     if not await _pg_reachable(url):
         if PG_URL:
@@ -121,7 +140,7 @@ async def _sqlite_copy(template: Path, directory: Path) -> str:
 
 
 async def _fresh_database(
-    templates: PostgresTemplates | None, sqlite_template: Path, directory: Path
+    templates: Templates | None, sqlite_template: Path, directory: Path
 ) -> str:
     if PG_URL:
         assert templates is not None
@@ -129,17 +148,26 @@ async def _fresh_database(
     return await _sqlite_copy(sqlite_template, directory)
 
 
+async def _done_with(templates: Templates | None, url: str) -> None:
+    """Drop a Citus database once its test is over: each runs a maintenance daemon (a
+    worker process) on every node while it exists. PostgreSQL ones go at the session's end."""
+    if isinstance(templates, CitusTemplates):
+        await templates.drop(str(make_url(url).database))
+
+
 @pytest.fixture
 async def database_url(
-    pg_templates: PostgresTemplates | None, sqlite_template: Path, tmp_path: Path
-) -> str:
+    pg_templates: Templates | None, sqlite_template: Path, tmp_path: Path
+) -> AsyncIterator[str]:
     """A freshly migrated database for this test."""
-    return await _fresh_database(pg_templates, sqlite_template, tmp_path)
+    url = await _fresh_database(pg_templates, sqlite_template, tmp_path)
+    yield url
+    await _done_with(pg_templates, url)
 
 
 @pytest.fixture(scope="module")
 async def module_server(
-    pg_templates: PostgresTemplates | None,
+    pg_templates: Templates | None,
     sqlite_template: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RunningServer]:
@@ -149,17 +177,21 @@ async def module_server(
     yield running
     server.should_exit = True
     await task
+    await _done_with(pg_templates, url)
 
 
 @pytest.fixture
-async def postgres_url(pg_templates: PostgresTemplates | None) -> str:
-    """A fresh PostgreSQL database; the test is skipped (and says why) without PostgreSQL."""
+async def postgres_url(pg_templates: Templates | None) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (a Citus one when the suite runs on Citus); the test is
+    skipped (and says why) without PostgreSQL."""
     if pg_templates is None:
         pytest.skip(
             "PostgreSQL is not reachable at 127.0.0.1:5432 "
             "(set USERTRAIL_TEST_DATABASE_URL to run PostgreSQL tests)"
         )
-    return await pg_templates.fresh()
+    url = await pg_templates.fresh()
+    yield url
+    await _done_with(pg_templates, url)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from models import Base
+from models.distribution import distribute
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,6 +24,9 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        # Citus: tables still local (a database restored from a dump of plain PostgreSQL,
+        # already at head) are distributed on every `migrate`; a no-op otherwise.
+        distribute(connection)
 
 
 async def _run_async(url: str) -> None:

@@ -1,0 +1,152 @@
+"""Databases on a Citus cluster for the suite: one migrated template per node, copied per test.
+
+USERTRAIL_TEST_CITUS_URL names the coordinator, in a database where the citus extension is
+installed and the workers are registered (`citus_add_node`): its `pg_dist_node` says where
+the workers are. A Citus database needs the extension on every node, the workers registered
+on the coordinator, and its shards on the workers; so the template is made that way once
+(the extension on each node, the nodes registered, `usertrail migrate`'s migrations
+distributing the tables), and each test's database is `CREATE DATABASE … TEMPLATE` on every
+node under one name (the coordinator reaches a worker's shards in the database of its own
+name). A copy needs the template idle: the maintenance daemon Citus runs in each database
+is stopped first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from models.migrate import upgrade
+
+WORKERS_SQL = (
+    "SELECT nodename, nodeport FROM pg_dist_node "
+    "WHERE noderole = 'primary' AND groupid <> 0 ORDER BY nodeid"
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    host: str
+    port: int
+
+
+class CitusUnavailable(RuntimeError):
+    """The coordinator does not answer, or is no Citus coordinator with workers."""
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class CitusTemplates:
+    """Creates Citus databases (on the coordinator and every worker) from one template."""
+
+    def __init__(self, coordinator_url: str):
+        self.admin_url = coordinator_url
+        parsed = make_url(coordinator_url)
+        self.coordinator = Node(parsed.host or "127.0.0.1", parsed.port or 5432)
+        self.workers: list[Node] = []
+        self.template = f"usertrail_ctpl_{os.getpid()}_{secrets.token_hex(3)}"
+        self.created: list[str] = []
+        self.ready = False
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.coordinator, *self.workers]
+
+    def url(self, name: str, node: Node | None = None) -> str:
+        node = node or self.coordinator
+        return (
+            make_url(self.admin_url)
+            .set(drivername="postgresql+asyncpg", database=name, host=node.host, port=node.port)
+            .render_as_string(hide_password=False)
+        )
+
+    async def _connect(self, node: Node, database: str | None = None) -> asyncpg.Connection:
+        url = self.url(database or make_url(self.admin_url).database or "postgres", node)
+        return await asyncpg.connect(_dsn(url), timeout=5)
+
+    async def _on(self, node: Node, sql: str, *args: object, database: str | None = None) -> list:
+        conn = await self._connect(node, database)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    async def check(self) -> None:
+        """Read the workers from the coordinator; CitusUnavailable says what is missing."""
+        try:
+            rows = await self._on(self.coordinator, WORKERS_SQL)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            raise CitusUnavailable(
+                f"no Citus coordinator at {self.admin_url}: {type(error).__name__}: {error}"
+            ) from error
+        self.workers = [Node(host, port) for host, port in rows]
+        if not self.workers:
+            raise CitusUnavailable(f"the coordinator at {self.admin_url} has no workers")
+
+    async def _setup(self) -> None:
+        if not self.workers:
+            await self.check()
+        for node in self.nodes:
+            await self._on(node, f'CREATE DATABASE "{self.template}"')
+            await self._on(node, "CREATE EXTENSION IF NOT EXISTS citus", database=self.template)
+        coordinator = await self._connect(self.coordinator, self.template)
+        try:
+            await coordinator.execute(
+                "SELECT citus_set_coordinator_host($1, $2)",
+                self.coordinator.host,
+                self.coordinator.port,
+            )
+            for worker in self.workers:
+                await coordinator.execute("SELECT citus_add_node($1, $2)", worker.host, worker.port)
+        finally:
+            await coordinator.close()
+        await asyncio.to_thread(upgrade, self.url(self.template))
+        self.ready = True
+
+    async def _quiesce_template(self, node: Node) -> None:
+        """End every session in the template on `node` (Citus's maintenance daemon included:
+        stopped by a terminate, it is started again only by a session that uses Citus)."""
+        await self._on(
+            node,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            self.template,
+        )
+
+    async def fresh(self) -> str:
+        """A new Citus database copied from the migrated template (made on first use)."""
+        if not self.ready:
+            await self._setup()
+        name = f"usertrail_c_{secrets.token_hex(6)}"
+        self.created.append(name)
+        await asyncio.gather(*[self._copy_template(node, name) for node in self.nodes])
+        return self.url(name)
+
+    async def _copy_template(self, node: Node, name: str) -> None:
+        for attempt in range(1, 6):
+            await self._quiesce_template(node)
+            try:
+                await self._on(node, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+                return
+            except asyncpg.ObjectInUseError:  # a daemon came back between the two
+                if attempt == 5:
+                    raise
+
+    async def drop(self, name: str) -> None:
+        """Drop `name` on every node, the coordinator first (it connects to the workers)."""
+        if name in self.created:
+            self.created.remove(name)
+        sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        await self._on(self.coordinator, sql)
+        await asyncio.gather(*[self._on(worker, sql) for worker in self.workers])
+
+    async def teardown(self) -> None:
+        for name in [*self.created, *([self.template] if self.ready else [])]:
+            await self.drop(name)
