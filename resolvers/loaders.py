@@ -11,11 +11,13 @@ are answered together, so the statement count of a nested query depends on its s
 the number of users or sessions in it. A user's sessions page may ask for its sessions'
 events page as well (graph/session.wanted_events): the batch reads both, back to back.
 
-On PostgreSQL a page batch is a LATERAL join over the owners' ids passed as arrays
-(`LateralPages`): each owner's page is one index-ordered LIMIT, where the window function
-of services/reading.py ranks every row of every owner, and the statement text is the same
-for any number of owners. Page rows are named tuples (`records`): the graph types read
-them field by field, ten times faster than SQLAlchemy Rows.
+On PostgreSQL a page batch is a LATERAL join from the owners' rows, chosen by ids passed
+as arrays (`LateralPages`): each owner's page is one index-ordered LIMIT, where the window
+function of services/reading.py ranks every row of every owner, and the statement text is
+the same for any number of owners. On Citus the join is on the distribution column, so it
+is pushed down to the shards (a router query for one user's pages). Page rows are named
+tuples (`records`): the graph types read them field by field, ten times faster than
+SQLAlchemy Rows.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import BigInteger, bindparam, func, select, true, tuple_
+from sqlalchemy import BigInteger, any_, bindparam, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from models import Event, Session
+from models import Event, Session, User
 from models.db import Database
 from services import definitions, listing, rage_clicks, reading
 from services.clock import now_us
@@ -348,17 +350,25 @@ E = Event.__table__
 class LateralPages:
     """PostgreSQL keyset pages of `table`, one per owner, read by a LATERAL join.
 
-    The owners' ids come as arrays (`unnest`), so the statement is the same for any number of
-    owners; without extra conditions it is built once. `order` is the keyset: (column,
-    descending) pairs in one direction, the cursor being the previous page's last values.
-    Read `backward`, every comparison and order turns round: the rows before the cursor,
-    nearest first, each owner's page still one index-ordered LIMIT.
+    The owners are rows of `parent` (users, or sessions), chosen by their ids passed as
+    arrays (`= ANY`), so the statement is the same for any number of owners; without extra
+    conditions it is built once. Each owner's page is a LATERAL subquery on `table` joined
+    on the owner's key: on Citus, where `parent` and `table` are co-located by user_id, that
+    join is on the distribution column, so the statement is pushed down to the shards (one
+    shard, a router query, when the owners are one user's), which a LATERAL over `unnest`
+    of the arrays is not ("cannot push down this subquery"). `order` is the keyset:
+    (column, descending) pairs in one direction, the cursor being the previous page's last
+    values. Read `backward`, every comparison and order turns round: the rows before the
+    cursor, nearest first, each owner's page still one index-ordered LIMIT.
     """
 
     table: Any
     columns: tuple[str, ...]
     owners: tuple[str, ...]
     order: tuple[tuple[str, bool], ...]
+    parent: Any
+    # The columns of `parent` that `owners` name, in the same order.
+    parent_key: tuple[str, ...]
 
     @functools.cache  # noqa: B019 (a few module-level instances, kept for the process anyway)
     def cached(self, *, after: bool, backward: bool = False) -> Any:
@@ -368,18 +378,21 @@ class LateralPages:
     def statement(self, *, after: bool, conditions: Sequence[Any], backward: bool = False) -> Any:
         """The statement; parameters as `parameters` names them."""
         table = self.table
-        keys = (
-            func.unnest(
-                *[bindparam(f"owner_{name}", type_=ARRAY(BigInteger)) for name in self.owners]
-            )
-            .table_valued(*self.owners)
-            .render_derived(name="owners")
-        )
+        owner = self.parent.alias("owner")
         keyset = [table.c[name] for name, _ in self.order]
         descending = self.order[0][1] != backward
+        owner_ids = {
+            name: bindparam(f"owner_{name}", type_=ARRAY(BigInteger)) for name in self.owners
+        }
         where = [
-            table.c.environment_id == bindparam("environment_id"),
-            *[table.c[name] == keys.c[name] for name in self.owners],
+            table.c.environment_id == owner.c.environment_id,
+            *[
+                table.c[name] == owner.c[key]
+                for name, key in zip(self.owners, self.parent_key, strict=True)
+            ],
+            # Said again of the page's own rows: Citus prunes each table's shards by its
+            # own conditions, and routes the statement to one shard only when both are.
+            table.c.user_id == any_(owner_ids["user_id"]),
             *conditions,
         ]
         if after:
@@ -399,9 +412,14 @@ class LateralPages:
             .limit(bindparam("limit"))
             .lateral("page")
         )
+        owned = [
+            owner.c[key] == any_(owner_ids[name])
+            for name, key in zip(self.owners, self.parent_key, strict=True)
+        ]
         return (
             select(page)
-            .select_from(keys.join(page, true()))
+            .select_from(owner.join(page, true()))
+            .where(owner.c.environment_id == bindparam("environment_id"), *owned)
             .order_by(*[page.c[name] for name in self.owners], *sort(page.c))
         )
 
@@ -421,7 +439,8 @@ class LateralPages:
         single = len(self.owners) == 1
         parameters: dict[str, Any] = {"environment_id": environment_id, "limit": limit}
         for i, name in enumerate(self.owners):
-            parameters[f"owner_{name}"] = list(owners) if single else [o[i] for o in owners]
+            values = list(owners) if single else list({o[i] for o in owners})
+            parameters[f"owner_{name}"] = values
         if after is not None:
             parameters.update({f"after_{i}": value for i, value in enumerate(after)})
         statement = (
@@ -432,11 +451,15 @@ class LateralPages:
         result = await conn.execute(statement, parameters)
         record = record_of(tuple(result.keys()))
         owner_of = attrgetter(*self.owners)
+        # Composite owners are chosen column by column: keep the pairs asked for.
+        wanted = None if single else set(owners)
         pages: dict[Any, list[Any]] = defaultdict(list)
         new = tuple.__new__
         for row in result.all():  # one fetch, not one per row
             found = new(record, row)
-            pages[owner_of(found)].append(found)
+            key = owner_of(found)
+            if wanted is None or key in wanted:
+                pages[key].append(found)
         return pages
 
 
@@ -462,13 +485,20 @@ def records(pages: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
 # The columns graph/event.py reads: not `context`, twice the size of `properties`.
 EVENT_FIELDS = ("user_id", "id", "session_id", "type", "time_us", "source", "properties")
 EVENT_PAGES = LateralPages(
-    E, EVENT_FIELDS, owners=("user_id", "session_id"), order=(("time_us", False), ("id", False))
+    E,
+    EVENT_FIELDS,
+    owners=("user_id", "session_id"),
+    order=(("time_us", False), ("id", False)),
+    parent=S,
+    parent_key=("user_id", "id"),
 )
 SESSION_PAGES = LateralPages(
     S,
     tuple(column.name for column in S.c),
     owners=("user_id",),
     order=(("start_us", True), ("id", True)),
+    parent=User.__table__,
+    parent_key=("user_id",),
 )
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import DefinitionMatch, Event, EventDefinition
 from models.db import Database
+from models.distribution import move_user_rows
 from services import locks, matching
 from services.clock import now_us
 from services.errors import Conflict, InvalidInput, NotFound
@@ -660,10 +661,8 @@ async def on_merge(
 ) -> None:
     """Move the matches of `source_id`'s events to `target_id` (call from identity.merge)."""
     await _lock(conn, environment_id, _SHARED)
-    await conn.execute(
-        update_rows(M)
-        .where(M.c.environment_id == environment_id, M.c.user_id == source_id)
-        .values(user_id=target_id)
+    await move_user_rows(
+        conn, M, environment_id=environment_id, source_id=source_id, target_id=target_id
     )
 
 

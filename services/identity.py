@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, case, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, Session, User, UserAlias
+from models.distribution import move_user_rows
 from services import definitions, locks, rage_clicks
 from services.autocapture import marketing_channel, split_url
 from services.clock import random_user_id
@@ -269,7 +270,12 @@ async def merge(
         )
     ]
     await conn.execute(delete(S).where(of_source))
-    for table in (E, K, A):
+    # Events change user_id, Citus's distribution column: moved (copy, delete). Keys and
+    # aliases are distributed by their own key: their user_id is a plain column.
+    await move_user_rows(
+        conn, E, environment_id=environment_id, source_id=source_id, target_id=target_id
+    )
+    for table in (K, A):
         await conn.execute(
             update(table)
             .where(table.c.environment_id == environment_id, table.c.user_id == source_id)
@@ -356,7 +362,10 @@ async def _update_users(
     each, joined = statements
     common = {"env": environment_id, **shared}
     if conn.dialect.name == "postgresql":
-        await conn.execute(joined, common | {"rows": orjson.dumps(rows).decode()})
+        # The ids again as an array: on Citus they prune the UPDATE to these users' shards
+        # (a router query for one user) instead of joining the record set on every shard.
+        users = [row["user_id"] for row in rows]
+        await conn.execute(joined, common | {"rows": orjson.dumps(rows).decode(), "users": users})
         return
     await conn.execute(
         each, [{f"b_{name}": value for name, value in (common | row).items()} for row in rows]
@@ -396,7 +405,8 @@ _NOTE_ACTIVITY = (
     THEN u.activity_us ELSE :now END,
   has_events = true
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, first bigint, last bigint)
-WHERE u.environment_id = :env AND u.user_id = v.user_id"""
+WHERE u.environment_id = :env AND u.user_id = v.user_id
+  AND u.user_id = ANY(CAST(:users AS bigint[]))"""
     ),
 )
 
@@ -491,7 +501,8 @@ _SET_AUTOCAPTURED = (
     text(
         """UPDATE users AS u SET autocaptured = v.props
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, props jsonb)
-WHERE u.environment_id = :env AND u.user_id = v.user_id"""
+WHERE u.environment_id = :env AND u.user_id = v.user_id
+  AND u.user_id = ANY(CAST(:users AS bigint[]))"""
     ),
 )
 
@@ -573,27 +584,31 @@ async def find_users(
     conn: AsyncConnection, *, environment_id: int, keys: Sequence[UserKey]
 ) -> dict[UserKey, Any]:
     """The user row each key routes to (for reads): aliases first, so a userId merged away
-    finds the user it was merged into, then plain userIds. At most two statements."""
-    found: dict[UserKey, Any] = {}
+    finds the user it was merged into, then the users, by id. Two statements (per 5,000 keys).
+
+    Not a join of aliases and users: on Citus they are distributed by different columns
+    (alias, user_id), and a join of the two would need a repartition.
+    """
+    routes: dict[UserKey, int] = {}
     wanted = list(set(keys))
     for chunk in chunks(wanted):
         rows = await conn.execute(
-            select(A.c.kind, A.c.alias, U)
-            .join(U, (U.c.environment_id == A.c.environment_id) & (U.c.user_id == A.c.user_id))
-            .where(
+            select(A.c.kind, A.c.alias, A.c.user_id).where(
                 A.c.environment_id == environment_id,
                 keys_in((A.c.kind, A.c.alias), [(k.kind, k.value) for k in chunk]),
             )
         )
-        for row in rows:
-            found[UserKey(row.kind, row.alias)] = row
-    plain = {int(k.value): k for k in wanted if k.kind == "user_id" and k not in found}
-    for chunk in chunks(list(plain)):
+        routes.update({UserKey(kind, alias): user for kind, alias, user in rows})
+    for key in wanted:
+        if key.kind == "user_id" and key not in routes:
+            routes[key] = int(key.value)
+    users: dict[int, Any] = {}
+    for chunk in chunks(list(set(routes.values()))):
         rows = await conn.execute(
             select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
         )
-        found.update({plain[row.user_id]: row for row in rows})
-    return found
+        users.update({row.user_id: row for row in rows})
+    return {key: users[user] for key, user in routes.items() if user in users}
 
 
 async def delete_user(

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, RageClick
+from models.distribution import move_user_rows
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
 
 E = Event.__table__
@@ -277,10 +278,8 @@ async def on_merge(
         )
     )
     moved = [c for c in (_click(row._mapping) for row in rows) if c is not None]
-    await conn.execute(
-        update(R)
-        .where(R.c.environment_id == environment_id, R.c.user_id == source_id)
-        .values(user_id=target_id)
+    await move_user_rows(
+        conn, R, environment_id=environment_id, source_id=source_id, target_id=target_id
     )
     if moved:
         await _settle(conn, environment_id, {target_id: moved})
