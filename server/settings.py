@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
+DEFAULT_STATEMENT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,9 @@ class Settings:
     workers: int = 1
     # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
     introspection: bool = True
+    # Seconds a read statement may run before the database stops it (0: no limit); writes
+    # have none (models/db.py says why).
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -30,6 +34,9 @@ class Settings:
             dev=env.get("USERTRAIL_DEV", "").lower() in ("1", "true", "yes"),
             workers=int(env.get("USERTRAIL_WORKERS", "1")),
             introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
+            statement_timeout=float(
+                env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
+            ),
         )
 
     def with_overrides(self, **values: object) -> Settings:
@@ -45,6 +52,7 @@ class Settings:
             "USERTRAIL_DEV": "1" if self.dev else "0",
             "USERTRAIL_WORKERS": str(self.workers),
             "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
+            "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
         }
 
 
