@@ -124,6 +124,7 @@ async def sessions(
     wanted = checked(lambda: session_filter(filter).checked())
     before = read_cursor(after, "sp", size=3)
     ctx = info.context
+    checked(lambda: request_budget(ctx).spend(wanted.size(), "filter"))
     named = filter is not None and (filter.user_id is not None or filter.identity is not None)
     user_id = (
         await named_user(info, filter.user_id, filter.identity, prefix="filter.") if named else None

@@ -161,9 +161,14 @@ class SessionFilter:
     sources: tuple[str, ...] = ()
     include_server_only: bool = False
 
-    def checked(self, field: str = "filter") -> SessionFilter:
+    def size(self) -> FilterSize:
+        """Its property conditions, and its event condition if any (see filter_size)."""
         where = self.event.where if self.event is not None else ()
-        within_limits(FilterSize.of_conditions((*self.user_properties, *where)), field)
+        counted = FilterSize.of_conditions((*self.user_properties, *where))
+        return counted + FilterSize(conditions=int(self.event is not None))
+
+    def checked(self, field: str = "filter") -> SessionFilter:
+        within_limits(self.size(), field)
         if self.time is not None:
             self.time.checked(f"{field}.time")
         if self.event is not None:

@@ -232,3 +232,19 @@ async def test_aliased_lists_share_one_budget_of_filter_conditions(shop: Shop) -
     five = " ".join(f"u{i}: users(filter: $f) {{ totalCount }}" for i in range(5))
     fine = await shop.graphql("read", f"query($f: UserFilter) {{ {five} }}", f=forty)
     assert not fine.json().get("errors"), fine.json()
+
+
+async def test_aliased_sessions_pages_share_the_budget_too(shop: Shop) -> None:
+    forty = {"userProperties": [{"property": f"p{i}", "op": "IS_SET"} for i in range(40)]}
+    pages = " ".join(f"s{i}: sessions(filter: $f) {{ totalCount }}" for i in range(30))
+    async with watching_health(shop.url) as health:
+        response, took = await timed(
+            shop.graphql("read", f"query($f: SessionFilter) {{ {pages} }}", f=forty)
+        )
+    assert took < QUICK, f"answered in {took:.2f} s"
+    health.assert_healthy()
+    errors = errors_of(response)
+    assert errors and {e["extensions"]["code"] for e in errors} == {"FILTER_TOO_COMPLEX"}
+    five = " ".join(f"s{i}: sessions(filter: $f) {{ totalCount }}" for i in range(5))
+    fine = await shop.graphql("read", f"query($f: SessionFilter) {{ {five} }}", f=forty)
+    assert not fine.json().get("errors"), fine.json()
