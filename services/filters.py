@@ -2,7 +2,9 @@
 
 Filters are frozen dataclasses (hashable, so dataloaders can key on them). Compilation
 yields SQLAlchemy conditions over the users, sessions and events tables: EXISTS and IN
-subqueries on indexed columns; nothing is filtered in Python.
+subqueries on indexed columns; nothing is filtered in Python. A filter's size (conditions,
+IN values, segment nesting; services/filter_size.py) is checked before it compiles: the
+`checked` methods bound it as written, the resolvers again with the named segments inlined.
 """
 
 from __future__ import annotations
