@@ -29,7 +29,7 @@ from tests.hostile.probing import (
 
 @pytest.fixture
 async def shop(database_url: str) -> AsyncIterator[Shop]:
-    async with open_shop(database_url, people=20) as opened:
+    async with open_shop(database_url) as opened:
         yield opened
 
 
