@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
+DEFAULT_STATEMENT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,9 @@ class Settings:
     # Apollo's persisted queries: texts kept per process (server/persisted_queries.py).
     persisted_query_entries: int = 1000
     persisted_query_bytes: int = 4 * 1024 * 1024
+    # Seconds a read statement may run before the database stops it (0: no limit); writes
+    # have none (models/db.py says why).
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,6 +60,9 @@ class Settings:
             assets_dir=env.get("USERTRAIL_ASSETS_DIR", ""),
             persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
             persisted_query_bytes=int(env.get("USERTRAIL_PERSISTED_QUERY_BYTES", str(4 << 20))),
+            statement_timeout=float(
+                env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
+            ),
         )
 
     @property
@@ -90,6 +97,7 @@ class Settings:
             "USERTRAIL_ASSETS_DIR": self.assets_dir,
             "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
+            "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
         }
 
 
