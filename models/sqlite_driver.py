@@ -28,6 +28,8 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 
+from models.property_values import register_sqlite
+
 ITER_CHUNK_SIZE = 64  # aiosqlite's default
 
 
@@ -108,7 +110,12 @@ def connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
     """An `async_creator` for `create_async_engine(url, async_creator=...)`: connections to
     the database of `url` (opened with the arguments SQLAlchemy would give sqlite3)."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    connect = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+    open_ = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+
+    def connect() -> sqlite3.Connection:
+        connection = open_()
+        register_sqlite(connection)  # the SQL functions property conditions compile to
+        return connection
 
     async def create() -> aiosqlite.Connection:
         connection = OneTripConnection(connect, ITER_CHUNK_SIZE)

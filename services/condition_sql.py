@@ -1,0 +1,355 @@
+"""Property conditions (services/conditions.py) compiled to SQL for SQLite and PostgreSQL.
+
+An operand is one property as SQL: a member of a JSON document column (any characters in
+its name), or a plain column (identity and email text, userId integer). Each operand reads
+its value by the rules of models/property_values.py; the operators are composed from those
+reads once, below, for every operand and dialect.
+
+Exactness: PostgreSQL compares `numeric`, never a float; SQLite compares JSON integers
+natively (bounds made integral in Python, so a comparison stays exact and plain columns keep
+their indexes) and reads every other number through the registered `usertrail_*` functions.
+Case folding for CONTAINS: ICU lower-casing on PostgreSQL (the database locale's lower()
+may fold ASCII only, or differently), Python's on SQLite.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import Numeric, String, Text, and_, bindparam, case, cast, false, func, not_, or_
+from sqlalchemy import true as sql_true
+from sqlalchemy.sql.elements import ColumnElement
+
+from models.property_values import (
+    MAX_NUMERIC_TEXT,
+    NUMERIC_PATTERN,
+    WHITESPACE,
+    fold,
+    number,
+    number_text,
+)
+from services.conditions import NEGATIONS, PropertyCondition, is_number
+
+Condition = ColumnElement[bool]
+SQL_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "EQUALS": operator.eq,
+    "GREATER_THAN": operator.gt,
+    "GREATER_OR_EQUAL": operator.ge,
+    "LESS_THAN": operator.lt,
+    "LESS_OR_EQUAL": operator.le,
+}
+INT64 = (-(2**63), 2**63 - 1)
+# A numeric string as PostgreSQL's regular expressions read it (no \s: its set is locale's).
+PG_NUMERIC = f"^[{WHITESPACE}]*{NUMERIC_PATTERN}[{WHITESPACE}]*$"
+# Names SQLite's quoted JSON path cannot spell: JSON escapes them in the stored text.
+_UNQUOTABLE = re.compile(r'["\\\x00-\x1f]')
+_CANONICAL_INTEGER = re.compile(r"-?[1-9][0-9]*|0")
+
+
+def condition_sql(condition: PropertyCondition, operand: Operand) -> Condition:
+    """SQL true exactly where services.conditions.predicate holds (SPEC §5a)."""
+    op = condition.op
+    if op in NEGATIONS:
+        positive = PropertyCondition(condition.property, NEGATIONS[op], condition.value)
+        return not_(func.coalesce(condition_sql(positive, operand), false()))
+    if op == "IS_SET":
+        return operand.present()
+    if op in ("EQUALS", "IN"):
+        values = condition.values()
+        parts: list[Condition] = []
+        texts = sorted({v for v in values if isinstance(v, str)})
+        if texts:
+            parts.append(operand.text_in(texts))
+        bounds = sorted({number(v) for v in values if is_number(v)})  # type: ignore[type-var]
+        if bounds:
+            parts.append(operand.number_in(bounds))  # type: ignore[arg-type]
+        parts += [operand.boolean(b) for b in sorted({v for v in values if isinstance(v, bool)})]
+        return or_(*parts)
+    if op in SQL_COMPARISONS:
+        bound = number(condition.value)
+        assert bound is not None, "validated"
+        return operand.compare(op, bound)
+    wanted = str(condition.value)
+    if wanted == "" and op != "MATCHES":
+        return operand.present()
+    if op == "CONTAINS":
+        return operand.contains(wanted)
+    text = operand.text()
+    if op == "STARTS_WITH":
+        return func.substr(text, 1, len(wanted)) == wanted
+    if op == "ENDS_WITH":
+        if operand.dialect == "postgresql":
+            return func.right(text, len(wanted)) == wanted
+        return func.substr(text, -len(wanted)) == wanted
+    if op == "MATCHES":
+        return operand.matches(wanted)
+    raise AssertionError(op)
+
+
+def integer_comparison(column: Any, op: str, bound: Decimal) -> Condition:
+    """`column op bound` for a column of integers within 64 bits, exact, index-friendly."""
+    floor = int(bound.to_integral_value(rounding=ROUND_FLOOR))
+    integral = bound == floor
+    if op == "EQUALS":
+        if not integral or not INT64[0] <= floor <= INT64[1]:
+            return false()
+        return column == floor  # type: ignore[no-any-return]
+    # For a fractional bound x: n > x and n >= x mean n > floor(x); n < x, n <= x: n <= floor(x).
+    if op == "GREATER_OR_EQUAL" and not integral:
+        op = "GREATER_THAN"
+    if op == "LESS_THAN" and not integral:
+        op = "LESS_OR_EQUAL"
+    upward = op in ("GREATER_THAN", "GREATER_OR_EQUAL")
+    if floor > INT64[1]:
+        return sql_true() if not upward else false()
+    if floor < INT64[0]:
+        return sql_true() if upward else false()
+    return SQL_COMPARISONS[op](column, floor)  # type: ignore[no-any-return]
+
+
+def canonical_integers(texts: Sequence[str]) -> list[int]:
+    """The texts that are a 64-bit integer's text form, as integers."""
+    found = [int(t) for t in texts if _CANONICAL_INTEGER.fullmatch(t)]
+    return [n for n in found if INT64[0] <= n <= INT64[1]]
+
+
+def number_texts(texts: Sequence[str]) -> list[str]:
+    """The texts that are some number's text form (`49`, `0.5`; not `049`, `4.9e1`)."""
+    return [t for t in texts if (n := number(t)) is not None and number_text(n) == t]
+
+
+def wildcard_like(pattern: str) -> str:
+    """MATCHES as a LIKE pattern with `\\` as escape."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def wildcard_glob(pattern: str) -> str:
+    """MATCHES as a GLOB pattern: GLOB's own metacharacters ? and [ put in brackets."""
+    return "".join(f"[{c}]" if c in "?[" else c for c in pattern)
+
+
+class Operand(ABC):
+    """One property as SQL; `text` is its text form, NULL when absent."""
+
+    dialect: str
+
+    @abstractmethod
+    def present(self) -> Condition: ...
+
+    @abstractmethod
+    def text(self) -> Any: ...
+
+    @abstractmethod
+    def text_in(self, texts: Sequence[str]) -> Condition: ...
+
+    @abstractmethod
+    def number_in(self, bounds: Sequence[Decimal]) -> Condition: ...
+
+    @abstractmethod
+    def compare(self, op: str, bound: Decimal) -> Condition: ...
+
+    @abstractmethod
+    def boolean(self, value: bool) -> Condition: ...
+
+    def contains(self, wanted: str) -> Condition:
+        """CONTAINS: the folded text form holds the folded `wanted`."""
+        if self.dialect == "postgresql":
+            folded = func.replace(func.lower(self.text().collate("und-x-icu")), "ς", "σ")
+            return func.strpos(folded, fold(wanted)) > 0  # type: ignore[no-any-return]
+        return func.instr(func.usertrail_fold(self.text()), fold(wanted)) > 0  # type: ignore[no-any-return]
+
+    def matches(self, pattern: str) -> Condition:
+        """MATCHES, case-sensitive, anchored."""
+        if self.dialect == "postgresql":
+            return self.text().like(wildcard_like(pattern), escape="\\")  # type: ignore[no-any-return]
+        return self.text().op("GLOB", is_comparison=True)(wildcard_glob(pattern))  # type: ignore[no-any-return]
+
+
+def _word(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _pg_number(text: Any) -> Any:
+    """A PostgreSQL text as an exact number when it is numeric (the CASE guards the cast)."""
+    numeric = and_(
+        func.length(text) <= MAX_NUMERIC_TEXT, text.op("~", is_comparison=True)(PG_NUMERIC)
+    )
+    return case((numeric, cast(func.btrim(text, WHITESPACE), Numeric)))
+
+
+def _numeric(value: Decimal) -> Any:
+    return bindparam(None, value, Numeric(asdecimal=True))
+
+
+class PostgresJson(Operand):
+    """A member of a jsonb document; the name is a bound parameter, so any text."""
+
+    dialect = "postgresql"
+
+    def __init__(self, document: Any, name: str):
+        self.kind = func.jsonb_typeof(document.op("->")(bindparam(None, name, Text)))
+        self.raw = document.op("->>", return_type=Text)(bindparam(None, name, Text))
+
+    def present(self) -> Condition:
+        return self.kind.in_(["string", "number", "boolean"])
+
+    def _number_text(self) -> Any:
+        return cast(func.trim_scale(cast(self.raw, Numeric)), Text)
+
+    def _number(self) -> Any:
+        return case(
+            (self.kind == "number", cast(self.raw, Numeric)),
+            (self.kind == "string", _pg_number(self.raw)),
+        )
+
+    def text(self) -> Any:
+        return case(
+            (self.kind == "number", self._number_text()),
+            (self.kind.in_(["string", "boolean"]), self.raw),
+        )
+
+    def text_in(self, texts: Sequence[str]) -> Condition:
+        parts = [and_(self.kind == "string", self.raw.in_(texts))]
+        if numeric := number_texts(texts):
+            parts.append(and_(self.kind == "number", self._number_text().in_(numeric)))
+        if words := [t for t in texts if t in ("true", "false")]:
+            parts.append(and_(self.kind == "boolean", self.raw.in_(words)))
+        return or_(*parts)
+
+    def number_in(self, bounds: Sequence[Decimal]) -> Condition:
+        return self._number().in_([_numeric(b) for b in bounds])  # type: ignore[no-any-return]
+
+    def compare(self, op: str, bound: Decimal) -> Condition:
+        return SQL_COMPARISONS[op](self._number(), _numeric(bound))  # type: ignore[no-any-return]
+
+    def boolean(self, value: bool) -> Condition:
+        return and_(self.kind.in_(["boolean", "string"]), func.lower(self.raw) == _word(value))
+
+
+class SqliteJson(Operand):
+    """A member of a JSON text document, by quoted path, or by name through Python."""
+
+    dialect = "sqlite"
+
+    def __init__(self, document: Any, name: str):
+        if _UNQUOTABLE.search(name):
+            document, path = func.usertrail_member(document, bindparam(None, name, String)), "$"
+        else:
+            path = f'$."{name}"'
+        self.kind = func.json_type(document, path)
+        self.raw = func.json_extract(document, path)
+        self.json = document.op("->", return_type=String)(path)  # the value's JSON text
+
+    def present(self) -> Condition:
+        return self.kind.in_(["text", "integer", "real", "true", "false"])
+
+    def text(self) -> Any:
+        return case(
+            (self.kind == "text", self.raw),
+            (self.kind == "integer", cast(self.raw, String)),
+            (self.kind == "real", func.usertrail_text(self.json)),
+            (self.kind.in_(["true", "false"]), self.kind),
+        )
+
+    def _maybe_numeric(self) -> Condition:
+        """Reals, and strings with a digit: the values worth reading as numbers in Python."""
+        has_digit = self.raw.op("GLOB", is_comparison=True)("*[0-9]*")
+        return or_(self.kind == "real", and_(self.kind == "text", has_digit))
+
+    def text_in(self, texts: Sequence[str]) -> Condition:
+        parts = [and_(self.kind == "text", self.raw.in_(texts))]
+        if integers := canonical_integers(texts):
+            parts.append(and_(self.kind == "integer", self.raw.in_(integers)))
+        if numeric := number_texts(texts):
+            parts.append(and_(self.kind == "real", func.usertrail_text(self.json).in_(numeric)))
+        if words := [t for t in texts if t in ("true", "false")]:
+            parts.append(self.kind.in_(words))
+        return or_(*parts)
+
+    def number_in(self, bounds: Sequence[Decimal]) -> Condition:
+        integers = canonical_integers([number_text(b) for b in bounds])
+        parts = [and_(self.kind == "integer", self.raw.in_(integers))] if integers else []
+        texts = [number_text(b) for b in bounds]
+        parts.append(and_(self._maybe_numeric(), func.usertrail_number(self.json).in_(texts)))
+        return or_(*parts)
+
+    def compare(self, op: str, bound: Decimal) -> Condition:
+        python = SQL_COMPARISONS[op](func.usertrail_compare(self.json, str(bound)), 0)
+        return or_(
+            and_(self.kind == "integer", integer_comparison(self.raw, op, bound)),
+            and_(self._maybe_numeric(), python),
+        )
+
+    def boolean(self, value: bool) -> Condition:
+        word = _word(value)
+        return or_(self.kind == word, and_(self.kind == "text", func.lower(self.raw) == word))
+
+
+class TextColumn(Operand):
+    """A plain text column (identity, email): a string property when not NULL."""
+
+    def __init__(self, column: Any, dialect: str):
+        self.column, self.dialect = column, dialect
+
+    def present(self) -> Condition:
+        return self.column.is_not(None)  # type: ignore[no-any-return]
+
+    def text(self) -> Any:
+        return self.column
+
+    def text_in(self, texts: Sequence[str]) -> Condition:
+        return self.column.in_(texts)  # type: ignore[no-any-return]
+
+    def _python(self, function: Any, *arguments: Any) -> Any:
+        return function(func.json_quote(self.column), *arguments)
+
+    def number_in(self, bounds: Sequence[Decimal]) -> Condition:
+        if self.dialect == "postgresql":
+            return _pg_number(self.column).in_([_numeric(b) for b in bounds])  # type: ignore[no-any-return]
+        texts = [number_text(b) for b in bounds]
+        return self._python(func.usertrail_number).in_(texts)  # type: ignore[no-any-return]
+
+    def compare(self, op: str, bound: Decimal) -> Condition:
+        if self.dialect == "postgresql":
+            return SQL_COMPARISONS[op](_pg_number(self.column), _numeric(bound))  # type: ignore[no-any-return]
+        return SQL_COMPARISONS[op](self._python(func.usertrail_compare, str(bound)), 0)  # type: ignore[no-any-return]
+
+    def boolean(self, value: bool) -> Condition:
+        return func.lower(self.column) == _word(value)  # type: ignore[no-any-return]
+
+
+class IntegerColumn(Operand):
+    """A plain integer column (userId): a string property of digits, compared exactly."""
+
+    def __init__(self, column: Any, dialect: str):
+        self.column, self.dialect = column, dialect
+
+    def present(self) -> Condition:
+        return self.column.is_not(None)  # type: ignore[no-any-return]
+
+    def text(self) -> Any:
+        return cast(self.column, String)
+
+    def text_in(self, texts: Sequence[str]) -> Condition:
+        integers = canonical_integers(texts)
+        return self.column.in_(integers) if integers else false()  # type: ignore[no-any-return]
+
+    def number_in(self, bounds: Sequence[Decimal]) -> Condition:
+        return or_(*[integer_comparison(self.column, "EQUALS", b) for b in bounds])
+
+    def compare(self, op: str, bound: Decimal) -> Condition:
+        return and_(self.present(), integer_comparison(self.column, op, bound))
+
+    def boolean(self, value: bool) -> Condition:
+        return false()
+
+
+def json_operand(document: Any, name: str, dialect: str) -> Operand:
+    """The property `name` of a JSON document column."""
+    return PostgresJson(document, name) if dialect == "postgresql" else SqliteJson(document, name)
