@@ -199,6 +199,10 @@ class PostgresJson(Operand):
     def present(self) -> Condition:
         return self.kind.in_(["string", "number", "boolean"])
 
+    def string(self) -> tuple[Any, Condition]:
+        """The value where it is a string, and the condition that it is one."""
+        return self.raw, self.kind == "string"
+
     def _number_text(self) -> Any:
         return cast(func.trim_scale(cast(self.raw, Numeric)), Text)
 
@@ -248,6 +252,10 @@ class SqliteJson(Operand):
 
     def present(self) -> Condition:
         return self.kind.in_(["text", "integer", "real", "true", "false"])
+
+    def string(self) -> tuple[Any, Condition]:
+        """The value where it is a string, and the condition that it is one."""
+        return self.raw, self.kind == "text"
 
     def text(self) -> Any:
         return case(
@@ -350,6 +358,6 @@ class IntegerColumn(Operand):
         return false()
 
 
-def json_operand(document: Any, name: str, dialect: str) -> Operand:
+def json_operand(document: Any, name: str, dialect: str) -> PostgresJson | SqliteJson:
     """The property `name` of a JSON document column."""
     return PostgresJson(document, name) if dialect == "postgresql" else SqliteJson(document, name)

@@ -59,6 +59,10 @@ class PropertyCondition:
         """This condition in its clean form, or InvalidInput naming `field`'s part and a code."""
         return validate(self, field)
 
+    def document_value(self) -> Any:
+        """The value as stored in a JSON document (a list for IN / NOT_IN)."""
+        return list(self.value) if isinstance(self.value, tuple) else self.value
+
     def values(self) -> tuple[Scalar, ...]:
         """The values an EQUALS or IN condition compares with, each of its own kind."""
         if isinstance(self.value, list | tuple):
