@@ -65,9 +65,9 @@ def condition_sql(condition: PropertyCondition, operand: Operand) -> Condition:
         texts = sorted({v for v in values if isinstance(v, str)})
         if texts:
             parts.append(operand.text_in(texts))
-        bounds = sorted({number(v) for v in values if is_number(v)})  # type: ignore[type-var]
+        bounds = sorted({n for v in values if is_number(v) and (n := number(v)) is not None})
         if bounds:
-            parts.append(operand.number_in(bounds))  # type: ignore[arg-type]
+            parts.append(operand.number_in(bounds))
         parts += [operand.boolean(b) for b in sorted({v for v in values if isinstance(v, bool)})]
         return or_(*parts)
     if op in SQL_COMPARISONS:
@@ -98,7 +98,7 @@ def integer_comparison(column: Any, op: str, bound: Decimal) -> Condition:
     if op == "EQUALS":
         if not integral or not INT64[0] <= floor <= INT64[1]:
             return false()
-        return column == floor  # type: ignore[no-any-return]
+        return column == floor
     # For a fractional bound x: n > x and n >= x mean n > floor(x); n < x, n <= x: n <= floor(x).
     if op == "GREATER_OR_EQUAL" and not integral:
         op = "GREATER_THAN"
@@ -109,7 +109,7 @@ def integer_comparison(column: Any, op: str, bound: Decimal) -> Condition:
         return sql_true() if not upward else false()
     if floor < INT64[0]:
         return sql_true() if upward else false()
-    return SQL_COMPARISONS[op](column, floor)  # type: ignore[no-any-return]
+    return SQL_COMPARISONS[op](column, floor)
 
 
 def canonical_integers(texts: Sequence[str]) -> list[int]:
@@ -161,14 +161,14 @@ class Operand(ABC):
         """CONTAINS: the folded text form holds the folded `wanted`."""
         if self.dialect == "postgresql":
             folded = func.replace(func.lower(self.text().collate("und-x-icu")), "ς", "σ")
-            return func.strpos(folded, fold(wanted)) > 0  # type: ignore[no-any-return]
-        return func.instr(func.usertrail_fold(self.text()), fold(wanted)) > 0  # type: ignore[no-any-return]
+            return func.strpos(folded, fold(wanted)) > 0
+        return func.instr(func.usertrail_fold(self.text()), fold(wanted)) > 0
 
     def matches(self, pattern: str) -> Condition:
         """MATCHES, case-sensitive, anchored."""
         if self.dialect == "postgresql":
-            return self.text().like(wildcard_like(pattern), escape="\\")  # type: ignore[no-any-return]
-        return self.text().op("GLOB", is_comparison=True)(wildcard_glob(pattern))  # type: ignore[no-any-return]
+            return self.text().like(wildcard_like(pattern), escape="\\")
+        return self.text().op("GLOB", is_comparison=True)(wildcard_glob(pattern))
 
 
 def _word(value: bool) -> str:
@@ -227,10 +227,10 @@ class PostgresJson(Operand):
         return or_(*parts)
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
-        return self._number().in_([_numeric(b) for b in bounds])  # type: ignore[no-any-return]
+        return self._number().in_([_numeric(b) for b in bounds])
 
     def compare(self, op: str, bound: Decimal) -> Condition:
-        return SQL_COMPARISONS[op](self._number(), _numeric(bound))  # type: ignore[no-any-return]
+        return SQL_COMPARISONS[op](self._number(), _numeric(bound))
 
     def boolean(self, value: bool) -> Condition:
         return and_(self.kind.in_(["boolean", "string"]), func.lower(self.raw) == _word(value))
@@ -306,30 +306,32 @@ class TextColumn(Operand):
         self.column, self.dialect = column, dialect
 
     def present(self) -> Condition:
-        return self.column.is_not(None)  # type: ignore[no-any-return]
+        return self.column.is_not(None)
 
     def text(self) -> Any:
         return self.column
 
     def text_in(self, texts: Sequence[str]) -> Condition:
-        return self.column.in_(texts)  # type: ignore[no-any-return]
+        if len(texts) == 1:
+            return self.column == texts[0]
+        return self.column.in_(texts)
 
     def _python(self, function: Any, *arguments: Any) -> Any:
         return function(func.json_quote(self.column), *arguments)
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
         if self.dialect == "postgresql":
-            return _pg_number(self.column).in_([_numeric(b) for b in bounds])  # type: ignore[no-any-return]
+            return _pg_number(self.column).in_([_numeric(b) for b in bounds])
         texts = [number_text(b) for b in bounds]
-        return self._python(func.usertrail_number).in_(texts)  # type: ignore[no-any-return]
+        return self._python(func.usertrail_number).in_(texts)
 
     def compare(self, op: str, bound: Decimal) -> Condition:
         if self.dialect == "postgresql":
-            return SQL_COMPARISONS[op](_pg_number(self.column), _numeric(bound))  # type: ignore[no-any-return]
-        return SQL_COMPARISONS[op](self._python(func.usertrail_compare, str(bound)), 0)  # type: ignore[no-any-return]
+            return SQL_COMPARISONS[op](_pg_number(self.column), _numeric(bound))
+        return SQL_COMPARISONS[op](self._python(func.usertrail_compare, str(bound)), 0)
 
     def boolean(self, value: bool) -> Condition:
-        return func.lower(self.column) == _word(value)  # type: ignore[no-any-return]
+        return func.lower(self.column) == _word(value)
 
 
 class IntegerColumn(Operand):
@@ -339,14 +341,14 @@ class IntegerColumn(Operand):
         self.column, self.dialect = column, dialect
 
     def present(self) -> Condition:
-        return self.column.is_not(None)  # type: ignore[no-any-return]
+        return self.column.is_not(None)
 
     def text(self) -> Any:
         return cast(self.column, String)
 
     def text_in(self, texts: Sequence[str]) -> Condition:
         integers = canonical_integers(texts)
-        return self.column.in_(integers) if integers else false()  # type: ignore[no-any-return]
+        return self.column.in_(integers) if integers else false()
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
         return or_(*[integer_comparison(self.column, "EQUALS", b) for b in bounds])

@@ -2,9 +2,10 @@
 
 Matches live in `definition_matches`, one row per (event, definition) with the weight of
 the most specific criterion that matched. Creating or editing a definition fills it from
-stored events (a backfill of set-based statements: SQL where a criterion compiles to SQL,
-the selector evaluated once per distinct hierarchy); ingestion adds the matches of new
-events through `match_new_events`, in Python, by the same rules (services/matching.py).
+stored events (a backfill of set-based SQL statements, the selector evaluated once per
+distinct hierarchy); ingestion adds the matches of new events through `match_new_events`,
+in Python. Both use the one implementation of property conditions (services/conditions.py),
+so they agree (services/matching.py).
 
 On PostgreSQL, changes to an environment's definitions take an exclusive advisory lock and
 the writers of matches (ingestion, merges) a shared one, so that a backfill never misses

@@ -1,9 +1,10 @@
-"""One condition, five places, the same users (SPEC §5a), through the GraphQL API.
+"""One condition, every place, the same users (SPEC §5a), through the GraphQL API.
 
 Each user holds one value of every kind, as a user property and on two events. The same
 condition then selects users as a users-filter property condition, as an event `where`,
 through a definition created after the events (backfill) and one created before them
-(live match at ingestion), and through a saved segment; all five equal SPEC §5a's answer.
+(live match at ingestion), through a saved segment, and on the Sessions page (user
+properties and event `where`); all equal SPEC §5a's answer, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ SEGMENT = """mutation($input: SegmentInput!) {
   createSegment(input: $input) { segment { id } errors { code field message } } }"""
 PROPERTIES = """mutation($users: [UserPropertiesInput!]!) {
   addUserPropertiesBatch(users: $users) { accepted errors { code message } } }"""
+SESSIONS = """query($filter: SessionFilter) {
+  sessions(filter: $filter, first: 100) { edges { node { user { userId } } } } }"""
 SEEN = {"lastDays": 30}
 
 
@@ -80,6 +83,11 @@ def condition_input(name: str, op: str, value: Any) -> dict[str, Any]:
 async def users(api: Api, user_filter: dict[str, Any]) -> set[str]:
     found = await api.gql(USERS, filter={"seen": SEEN, **user_filter})
     return {edge["node"]["userId"] for edge in found["users"]["edges"]}
+
+
+async def session_users(api: Api, session_filter: dict[str, Any]) -> set[str]:
+    found = await api.gql(SESSIONS, filter={"includeServerOnly": True, **session_filter})
+    return {edge["node"]["user"]["userId"] for edge in found["sessions"]["edges"]}
 
 
 async def created(api: Api, mutation: str, field: str, kind: str, **input: Any) -> str:
@@ -127,6 +135,10 @@ async def test_a_condition_selects_the_same_users_everywhere(api: Api) -> None:
             ),
             "definition, live": await users(api, {"events": [{"event": {"definitionId": live}}]}),
             "segment": await users(api, {"segmentId": segment}),
+            "sessions filter": await session_users(api, {"userProperties": where}),
+            "sessions, event where": await session_users(
+                api, {"event": {"type": "Purchase", "where": where}}
+            ),
         }
         for place, found in answers.items():
             assert sorted(found) == sorted(expected), (place, name, op, value)
