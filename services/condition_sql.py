@@ -14,6 +14,7 @@ may fold ASCII only, or differently), Python's on SQLite.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from abc import ABC, abstractmethod
@@ -21,7 +22,21 @@ from collections.abc import Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String, Text, and_, bindparam, case, cast, false, func, not_, or_
+from sqlalchemy import (
+    Integer,
+    Numeric,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+)
 from sqlalchemy import true as sql_true
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -48,6 +63,8 @@ INT64 = (-(2**63), 2**63 - 1)
 PG_NUMERIC = f"^[{WHITESPACE}]*{NUMERIC_PATTERN}[{WHITESPACE}]*$"
 # Names SQLite's quoted JSON path cannot spell: JSON escapes them in the stored text.
 _UNQUOTABLE = re.compile(r'["\\\x00-\x1f]')
+# Strings with any other character are not numeric: SQLite skips reading them in Python.
+NOT_NUMERIC_GLOB = f"*[^0-9.eE+{WHITESPACE}-]*"
 _CANONICAL_INTEGER = re.compile(r"-?[1-9][0-9]*|0")
 
 
@@ -110,6 +127,48 @@ def integer_comparison(column: Any, op: str, bound: Decimal) -> Condition:
     if floor < INT64[0]:
         return sql_true() if upward else false()
     return SQL_COMPARISONS[op](column, floor)
+
+
+def double_comparison(column: Any, op: str, bound: Decimal) -> Condition:
+    """`column op bound` for a column of doubles, each read as its shortest decimal form."""
+    edge = double_edge(op, bound)
+    if isinstance(edge, bool):
+        return sql_true() if edge else false()
+    comparison, value = edge
+    return SQL_COMPARISONS[comparison](column, value)
+
+
+def double_edge(op: str, bound: Decimal) -> tuple[str, float] | bool:
+    """`(op', d)` such that for every finite double v, (v read as its shortest decimal form)
+    op bound exactly when v op' d; or a constant when every or no double does.
+
+    That reading is monotonic in the double, so the doubles on one side of `bound` are those
+    on one side of an edge double, found from the double nearest `bound` in a step or two.
+    """
+    nearest = float(bound)
+    if op == "EQUALS":
+        exact = math.isfinite(nearest) and number(nearest) == bound
+        return ("EQUALS", nearest) if exact else False
+    holds = SQL_COMPARISONS[op]
+    upward = op in ("GREATER_THAN", "GREATER_OR_EQUAL")
+    if not math.isfinite(nearest):  # beyond every double
+        return upward != (nearest > 0)
+    # Walk from the nearest double to the last one (going down for >, up for <) that holds.
+    toward, away = (-math.inf, math.inf) if upward else (math.inf, -math.inf)
+    edge = nearest
+    while not holds(number(edge), bound):
+        edge = math.nextafter(edge, away)
+        if not math.isfinite(edge):
+            return False
+    while math.isfinite(step := math.nextafter(edge, toward)) and holds(number(step), bound):
+        edge = step
+    return ("GREATER_OR_EQUAL", edge) if upward else ("LESS_OR_EQUAL", edge)
+
+
+def exact_doubles(bounds: Sequence[Decimal]) -> list[float]:
+    """The doubles whose shortest decimal form equals one of `bounds`."""
+    found = [(float(b), b) for b in bounds]
+    return [d for d, b in found if math.isfinite(d) and number(d) == b]
 
 
 def canonical_integers(texts: Sequence[str]) -> list[int]:
@@ -258,45 +317,65 @@ class SqliteJson(Operand):
         return self.raw, self.kind == "text"
 
     def text(self) -> Any:
-        return case(
-            (self.kind == "text", self.raw),
-            (self.kind == "integer", cast(self.raw, String)),
-            (self.kind == "real", func.usertrail_text(self.json)),
-            (self.kind.in_(["true", "false"]), self.kind),
+        return self._by_kind(
+            text=self.raw,
+            integer=cast(self.raw, String),
+            real=func.usertrail_text(self.json),
+            true=literal("true"),
+            false=literal("false"),
         )
 
+    def _by_kind(self, **branches: Any) -> Any:
+        """CASE on the value's kind: SQLite reads the kind once, then one branch."""
+        return case(branches, value=self.kind)
+
+    def _digits(self) -> Condition:
+        """(Of a string) at most 18 ASCII digits: an exact 64-bit integer, read natively."""
+        glob = self.raw.op("GLOB", is_comparison=True)
+        short = func.length(self.raw) <= 18
+        return and_(glob("[0-9]*"), not_(glob("*[^0-9]*")), short)
+
     def _maybe_numeric(self) -> Condition:
-        """Reals, and strings with a digit: the values worth reading as numbers in Python."""
-        has_digit = self.raw.op("GLOB", is_comparison=True)("*[0-9]*")
-        return or_(self.kind == "real", and_(self.kind == "text", has_digit))
+        """(Of a string) other characters of numbers: the strings worth reading in Python."""
+        glob = self.raw.op("GLOB", is_comparison=True)
+        other = or_(glob("*[^0-9]*"), func.length(self.raw) > 18)
+        return and_(glob("*[0-9]*"), not_(glob(NOT_NUMERIC_GLOB)), other)
 
     def text_in(self, texts: Sequence[str]) -> Condition:
-        parts = [and_(self.kind == "text", self.raw.in_(texts))]
-        if integers := canonical_integers(texts):
-            parts.append(and_(self.kind == "integer", self.raw.in_(integers)))
-        if numeric := number_texts(texts):
-            parts.append(and_(self.kind == "real", func.usertrail_text(self.json).in_(numeric)))
-        if words := [t for t in texts if t in ("true", "false")]:
-            parts.append(self.kind.in_(words))
-        return or_(*parts)
+        integers = canonical_integers(texts)
+        reals = exact_doubles([Decimal(t) for t in number_texts(texts)])
+        return self._by_kind(
+            text=self.raw.in_(texts),
+            integer=self.raw.in_(integers) if integers else false(),
+            real=self.raw.in_(reals) if reals else false(),
+            true=sql_true() if "true" in texts else false(),
+            false=sql_true() if "false" in texts else false(),
+        )
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
-        integers = canonical_integers([number_text(b) for b in bounds])
-        parts = [and_(self.kind == "integer", self.raw.in_(integers))] if integers else []
         texts = [number_text(b) for b in bounds]
-        parts.append(and_(self._maybe_numeric(), func.usertrail_number(self.json).in_(texts)))
-        return or_(*parts)
+        integers = canonical_integers(texts)
+        reals = exact_doubles(bounds)
+        python = and_(self._maybe_numeric(), func.usertrail_number(self.json).in_(texts))
+        digits = and_(self._digits(), cast(self.raw, Integer).in_(integers)) if integers else None
+        return self._by_kind(
+            integer=self.raw.in_(integers) if integers else false(),
+            real=self.raw.in_(reals) if reals else false(),
+            text=python if digits is None else or_(digits, python),
+        )
 
     def compare(self, op: str, bound: Decimal) -> Condition:
         python = SQL_COMPARISONS[op](func.usertrail_compare(self.json, str(bound)), 0)
-        return or_(
-            and_(self.kind == "integer", integer_comparison(self.raw, op, bound)),
-            and_(self._maybe_numeric(), python),
+        digits = integer_comparison(cast(self.raw, Integer), op, bound)
+        return self._by_kind(
+            integer=integer_comparison(self.raw, op, bound),
+            real=double_comparison(self.raw, op, bound),
+            text=or_(and_(self._digits(), digits), and_(self._maybe_numeric(), python)),
         )
 
     def boolean(self, value: bool) -> Condition:
         word = _word(value)
-        return or_(self.kind == word, and_(self.kind == "text", func.lower(self.raw) == word))
+        return self._by_kind(text=func.lower(self.raw) == word, **{word: sql_true()})
 
 
 class TextColumn(Operand):

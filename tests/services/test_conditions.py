@@ -8,7 +8,9 @@ part holds a representative subset to results written by hand from SPEC §5a's t
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,14 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, sel
 from models.base import Document
 from models.db import Database
 from models.property_values import fold
-from services.condition_sql import IntegerColumn, TextColumn, condition_sql, json_operand
-from services.conditions import PropertyCondition, predicate, validate
+from services.condition_sql import (
+    IntegerColumn,
+    TextColumn,
+    condition_sql,
+    double_edge,
+    json_operand,
+)
+from services.conditions import COMPARISONS, PropertyCondition, predicate, validate
 from services.errors import InvalidInput
 from tests.conftest import PostgresTemplates, _sqlite_copy
 
@@ -342,3 +350,24 @@ async def test_postgres_folds_every_latin_greek_and_cyrillic_letter_as_python(
         )
         differ = [(w, f) for w, (f,) in zip(words, folded, strict=True) if fold(w) != f]
     assert differ == []
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    stored=st.floats(allow_nan=False, allow_infinity=False),
+    bound=st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False).map(lambda f: Decimal(repr(f))),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    ),
+    op=st.sampled_from(
+        ["EQUALS", "GREATER_THAN", "GREATER_OR_EQUAL", "LESS_THAN", "LESS_OR_EQUAL"]
+    ),
+)
+def test_double_edges_compare_like_shortest_decimals(
+    stored: float, bound: Decimal, op: str
+) -> None:
+    """SQLite compares stored doubles natively against an edge double: the same answer."""
+    compare = {"EQUALS": operator.eq, **COMPARISONS}
+    wanted = compare[op](Decimal(repr(stored)), bound)
+    edge = double_edge(op, bound)
+    assert (edge if isinstance(edge, bool) else compare[edge[0]](stored, edge[1])) == wanted
