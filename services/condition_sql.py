@@ -3,13 +3,18 @@
 An operand is one property as SQL: a member of a JSON document column (any characters in
 its name), or a plain column (identity and email text, userId integer). Each operand reads
 its value by the rules of models/property_values.py; the operators are composed from those
-reads once, below, for every operand and dialect.
+reads once, in `condition_sql`, for every operand and dialect.
 
-Exactness: PostgreSQL compares `numeric`, never a float; SQLite compares JSON integers
-natively (bounds made integral in Python, so a comparison stays exact and plain columns keep
-their indexes) and reads every other number through the registered `usertrail_*` functions.
-Case folding for CONTAINS: ICU lower-casing on PostgreSQL (the database locale's lower()
-may fold ASCII only, or differently), Python's on SQLite.
+Exactness: PostgreSQL compares `numeric`, never a float. SQLite compares JSON integers and
+strings of up to 18 digits natively against bounds made integral in Python (so plain
+columns keep their indexes), stored doubles natively against an edge double computed in
+Python (`double_edge`), and reads other numeric strings and the text form of doubles
+through the registered `usertrail_*` functions. Case folding for CONTAINS: ICU lower-casing
+on PostgreSQL (the database locale's lower() may fold ASCII only, or differently), Python's
+on SQLite; both read a final sigma as sigma.
+
+Longer than ~400 lines on purpose: the four operands share the numeric edge rules above
+and one composition of the operators; checking one operator means reading one file.
 """
 
 from __future__ import annotations
