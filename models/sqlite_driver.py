@@ -35,6 +35,8 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 
+from models.property_values import register_sqlite
+
 ITER_CHUNK_SIZE = 64  # aiosqlite's default
 # VM steps between deadline checks: 2-3 ms of a plain scan, ~70 ms of one calling json_extract
 # per row. Each check takes the GIL from the event loop; checks 100x as often cost a long scan
@@ -141,7 +143,12 @@ def connector(
     the database of `url` (opened with the arguments SQLAlchemy would give sqlite3), that
     stop statements running longer than `statement_timeout` seconds, if given."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    connect = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+    open_ = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+
+    def connect() -> sqlite3.Connection:
+        connection = open_()
+        register_sqlite(connection)  # the SQL functions property conditions compile to
+        return connection
 
     async def create() -> aiosqlite.Connection:
         connection = OneTripConnection(connect, ITER_CHUNK_SIZE)

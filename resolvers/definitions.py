@@ -14,8 +14,9 @@ from graph.payloads import DeletePayload
 from resolvers.context import Context
 from resolvers.filters import checked, time_range
 from services import definitions
+from services.conditions import PropertyCondition
 from services.errors import NotFound, UsertrailError
-from services.matching import Criterion, PropertyCondition, StringMatch
+from services.matching import Criterion, StringMatch
 
 Info = strawberry.Info[Context]
 

@@ -12,8 +12,8 @@ from graph import filters as inputs
 from graph import ids
 from services import filters
 from services.clock import to_micros
+from services.conditions import PropertyCondition
 from services.errors import UsertrailError
-from services.properties import PropertyCondition
 
 T = TypeVar("T")
 

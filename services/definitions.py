@@ -2,9 +2,10 @@
 
 Matches live in `definition_matches`, one row per (event, definition) with the weight of
 the most specific criterion that matched. Creating or editing a definition fills it from
-stored events (a backfill of set-based statements: SQL where a criterion compiles to SQL,
-the selector evaluated once per distinct hierarchy); ingestion adds the matches of new
-events through `match_new_events`, in Python, by the same rules (services/matching.py).
+stored events (a backfill of set-based SQL statements, the selector evaluated once per
+distinct hierarchy); ingestion adds the matches of new events through `match_new_events`,
+in Python. Both use the one implementation of property conditions (services/conditions.py),
+so they agree (services/matching.py).
 
 On PostgreSQL, changes to an environment's definitions take an exclusive advisory lock and
 the writers of matches (ingestion, merges) a shared one, so that a backfill never misses
@@ -19,10 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, true, tuple_
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, true
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import update as update_rows
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,7 +54,6 @@ PALETTE = (
 )
 MAX_NAME = 255
 MAX_DESCRIPTION = 4096
-PYTHON_BATCH = 5000
 BACKFILL_CACHE_KIB = -32768  # negative: KiB, as PRAGMA cache_size reads it
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -439,19 +438,14 @@ async def _backfill(
     hierarchy tested once); then one INSERT … SELECT takes every event any criterion matches,
     weighted by the most specific criterion that matched it (CASE tries them in that order).
     """
-    dialect = conn.dialect.name
     by_weight = sorted(criteria, key=lambda c: -c.condition_count)
     alternatives: list[tuple[Criterion, Any]] = []
     for criterion in by_weight:
-        if matching.sql_expressible(criterion, dialect):
-            condition = await _sql_alternative(conn, environment_id, criterion)
-            if condition is not None:
-                alternatives.append((criterion, condition))
+        condition = await _sql_alternative(conn, environment_id, criterion)
+        if condition is not None:
+            alternatives.append((criterion, condition))
     if alternatives:
         await _insert_matches(conn, environment_id, definition_id, alternatives)
-    for criterion in by_weight:
-        if not matching.sql_expressible(criterion, dialect):
-            await _backfill_in_python(conn, environment_id, definition_id, criterion)
 
 
 async def _sql_alternative(
@@ -523,49 +517,6 @@ async def _insert_matches(
         await conn.execute(statement.from_select(columns, in_key_order))
     finally:
         await conn.execute(text(f"PRAGMA cache_size = {int(previous)}"))
-
-
-async def _backfill_in_python(
-    conn: AsyncConnection, environment_id: int, definition_id: int, criterion: Criterion
-) -> None:
-    """Match one criterion in Python, a batch of events at a time (keys SQL cannot address)."""
-    test = matching.python_matcher(criterion, dialect=conn.dialect.name)
-    statement = _upsert_heaviest(conn)
-    after: tuple[int, int] = (-1, -1)
-    while True:
-        rows = (
-            await conn.execute(
-                select(E.c.user_id, E.c.id, E.c.type, E.c.time_us, E.c.properties)
-                .where(
-                    E.c.environment_id == environment_id,
-                    E.c.type == criterion.type,
-                    tuple_(E.c.user_id, E.c.id) > tuple_(*after),
-                )
-                .order_by(E.c.user_id, E.c.id)
-                .limit(PYTHON_BATCH)
-            )
-        ).all()
-        if not rows:
-            return
-        after = (rows[-1].user_id, rows[-1].id)
-        found = [
-            _match_row(environment_id, row.user_id, row.id, definition_id, criterion, row.time_us)
-            for row in rows
-            if test(row.type, row.properties or {})
-        ]
-        if found:
-            await conn.execute(statement, found)
-
-
-def _upsert_heaviest(conn: AsyncConnection) -> Any:
-    """INSERT matches; on an existing one keep the larger weight."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(M)
-    larger = func.greatest if conn.dialect.name == "postgresql" else func.max
-    return statement.on_conflict_do_update(
-        index_elements=MATCH_KEY,
-        set_={"conditions": larger(M.c.conditions, statement.excluded.conditions)},
-    )
 
 
 def _match_row(
@@ -646,7 +597,7 @@ async def _live_matchers(conn: AsyncConnection, environment_id: int) -> dict[str
             if len(_compiled) >= _COMPILED_LIMIT:
                 _compiled.clear()
             parsed = [Criterion.from_json(document) for document in criteria]
-            compiled = [(c, matching.python_matcher(c, dialect=dialect)) for c in parsed]
+            compiled = [(c, matching.python_matcher(c)) for c in parsed]
             _compiled[key] = compiled
         for criterion, test in compiled:
             by_type[criterion.type].append((definition_id, criterion, test))

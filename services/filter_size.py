@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from services.conditions import LIST_VALUE, PropertyCondition
 from services.errors import InvalidInput
 from services.limits import (
     MAX_FILTER_CONDITIONS,
@@ -20,7 +21,6 @@ from services.limits import (
     MAX_REQUEST_FILTER_CONDITIONS,
     MAX_SEGMENT_DEPTH,
 )
-from services.properties import LIST_VALUE, PropertyCondition
 
 if TYPE_CHECKING:
     from services.filters import UserFilter
@@ -44,7 +44,9 @@ class FilterSize:
     def of_conditions(conditions: tuple[PropertyCondition, ...]) -> FilterSize:
         """The size of a list of property conditions (IN lists count their values)."""
         values = sum(
-            len(c.value) for c in conditions if c.op in LIST_VALUE and isinstance(c.value, list)
+            len(c.value)
+            for c in conditions
+            if c.op in LIST_VALUE and isinstance(c.value, list | tuple)
         )
         return FilterSize(len(conditions), values).capped()
 

@@ -18,15 +18,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import Event, Session, User
 from services.clock import DAY_US
+from services.condition_sql import IntegerColumn, Operand, TextColumn, condition_sql, json_operand
+from services.conditions import PropertyCondition
 from services.errors import InvalidInput
 from services.filter_size import FilterSize, expanded_size, within_limits
 from services.limits import MAX_ANY_OF_DEPTH
-from services.properties import (
-    PropertyCondition,
-    column_operand,
-    compile_condition,
-    json_operand,
-)
 
 U = User.__table__
 S = Session.__table__
@@ -309,17 +305,18 @@ class Compiler:
     def user_property(self, condition: PropertyCondition) -> ColumnElement[bool]:
         name = condition.property
         lowered = name.lower()
+        operand: Operand
         if lowered in ("identity",):
-            operand = column_operand(U.c.identity, self.dialect)
+            operand = TextColumn(U.c.identity, self.dialect)
         elif lowered in ("userid", "user id"):
-            operand = column_operand(U.c.user_id, self.dialect, numeric=True)
+            operand = IntegerColumn(U.c.user_id, self.dialect)
         elif lowered == "email":
-            operand = column_operand(U.c.email, self.dialect)
+            operand = TextColumn(U.c.email, self.dialect)
         elif name in AUTOCAPTURED:
             operand = json_operand(U.c.autocaptured, name, self.dialect)
         else:
             operand = json_operand(U.c.properties, name, self.dialect)
-        return compile_condition(operand, condition, self.dialect)
+        return condition_sql(condition, operand)
 
     def did(
         self, condition: EventCondition, *, default_time: TimeRange | None, per_user: bool = False
@@ -372,9 +369,7 @@ class Compiler:
                     self.definition_condition(events, self.environment_id, match.definition_id)
                 )
         conditions += [
-            compile_condition(
-                json_operand(events.c.properties, c.property, self.dialect), c, self.dialect
-            )
+            condition_sql(c, json_operand(events.c.properties, c.property, self.dialect))
             for c in match.where
         ]
         return conditions

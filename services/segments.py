@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.db import Database
 from models.segment import Segment
 from services.clock import now_us, to_datetime, to_micros
+from services.conditions import PropertyCondition
 from services.errors import Conflict, InvalidInput, NotFound
 from services.filter_size import FilterSize, SizeMeasure, within_limits
 from services.filters import EventCondition, EventMatch, TimeRange, UserFilter
 from services.limits import MAX_SEGMENT_DEPTH
-from services.properties import PropertyCondition
 
 T = Segment.__table__
 MAX_NAME = 255
@@ -49,7 +49,7 @@ def _range_document(time: TimeRange | None) -> dict[str, Any] | None:
 
 
 def _conditions_document(conditions: tuple[PropertyCondition, ...]) -> list[dict[str, Any]]:
-    return [{"property": c.property, "op": c.op, "value": c.value} for c in conditions]
+    return [{"property": c.property, "op": c.op, "value": c.document_value()} for c in conditions]
 
 
 def to_document(user_filter: UserFilter) -> dict[str, Any]:
