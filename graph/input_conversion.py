@@ -37,13 +37,31 @@ class _Field:
     convert: Convert | None  # None: the value is used as it is
 
 
+# Every installed class and its builder, so that `enable(False)` can give them back.
+INSTALLED: dict[type, _Builder] = {}
+enabled = True
+
+
 def install(*classes: type) -> None:
     """Convert these Strawberry input classes (and the inputs they nest) with a cached plan."""
     for cls in classes:
         definition = cls.__strawberry_definition__
         if not definition.is_input:
             raise TypeError(f"{cls.__name__} is not a Strawberry input type")
-        definition.from_input = _Builder(cls).build
+        builder = INSTALLED[cls] = _Builder(cls)
+        definition.from_input = builder.build if enabled else None
+
+
+def enable(on: bool) -> None:
+    """Installed classes converted here (on) or by Strawberry's own `convert_argument` (off).
+
+    The hook lives on the classes, so this holds for every schema of the process: the last
+    `graph.schema.build` decides (USERTRAIL_FAST_PATHS is one setting per process anyway).
+    """
+    global enabled
+    enabled = on
+    for cls, builder in INSTALLED.items():
+        cls.__strawberry_definition__.from_input = builder.build if on else None
 
 
 class _Builder:

@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, fast_paths=settings.fast_paths)
         app.state.usertrail = AppState(settings, db)
         autocapture.warm_up()
         _tune_garbage_collector()
@@ -122,11 +122,12 @@ def create_app(settings: Settings) -> Starlette:
 
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
-    schema = build(dev=settings.dev)
+    schema = build(dev=settings.dev, fast_paths=settings.fast_paths)
     if not settings.introspection:
         schema = without_introspection(schema)
     graphql = GraphQLApp(
         schema,
+        fast_json=settings.fast_paths,
         graphql_ide="graphiql" if settings.introspection else None,
         persisted_queries=PersistedQueries(
             max_entries=settings.persisted_query_entries,

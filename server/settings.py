@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def fast_paths_from(environ: Mapping[str, str] | None = None) -> bool:
+    """USERTRAIL_FAST_PATHS: on unless it is one of FALSE_WORDS."""
+    env = os.environ if environ is None else environ
+    return env.get("USERTRAIL_FAST_PATHS", "1").strip().lower() not in FALSE_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +29,11 @@ class Settings:
     # Apollo's persisted queries: texts kept per process (server/persisted_queries.py).
     persisted_query_entries: int = 1000
     persisted_query_bytes: int = 4 * 1024 * 1024
+    # Replacements of framework internals that pay for themselves (`make bench` measures
+    # them); off runs the stock Strawberry / graphql-core / aiosqlite / json paths. Read from
+    # the environment even by `Settings()`, so that servers built from defaults (tests, the
+    # bench) follow USERTRAIL_FAST_PATHS=0 too.
+    fast_paths: bool = field(default_factory=fast_paths_from)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -35,6 +47,7 @@ class Settings:
             introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
             persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
             persisted_query_bytes=int(env.get("USERTRAIL_PERSISTED_QUERY_BYTES", str(4 << 20))),
+            fast_paths=fast_paths_from(env),
         )
 
     def with_overrides(self, **values: object) -> Settings:
@@ -52,6 +65,7 @@ class Settings:
             "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
             "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
+            "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0",
         }
 
 

@@ -19,6 +19,9 @@ from bench.ingestion import TRACK_BATCH, demo_events, graphql_body
 from graph.execution import FastExecutor
 from graph.schema import schema as strawberry_schema
 from graph.variables import Coercers, VariablesExecutor, coerce_variables, operation_of
+from tests.support import fast_paths_only
+
+pytestmark = fast_paths_only
 
 SDL = """
 enum Color { RED GREEN BLUE }

@@ -12,6 +12,9 @@ from sqlalchemy import text
 
 from models.db import Database, DatabaseUnavailable
 from models.sqlite_driver import OneTripConnection, connector
+from tests.support import fast_paths_only
+
+pytestmark = fast_paths_only
 
 
 @pytest.fixture
