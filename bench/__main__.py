@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 from rich.console import Console
 
-from bench import bench_definitions, ingestion, peer, queries
+from bench import bench_definitions, ingestion, internals, peer, queries
 from bench import dataset as datasets
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
 from bench.report import build_table
@@ -39,6 +39,7 @@ QUICK = {
     "ingest_rounds": 1,
     "max_shape_seconds": 10.0,
     "definition_events": 20_000,
+    "internals_rounds": 3,
 }
 FULL = {
     "users": 100_000,
@@ -47,6 +48,7 @@ FULL = {
     "ingest_rounds": 3,
     "max_shape_seconds": 60.0,
     "definition_events": 1_000_000,
+    "internals_rounds": 15,
 }
 
 
@@ -81,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         "--definition-events",
         type=int,
         help="stored events defineEvent backfills over, SQLite (1,000,000; 0 skips)",
+    )
+    parser.add_argument(
+        "--internals-rounds",
+        type=int,
+        help="requests each way per fast path, bench/internals.py (15; 0 skips)",
     )
     parser.add_argument("--runs", type=int, help="requests per query shape (30)")
     parser.add_argument(
@@ -134,6 +141,7 @@ class Run:
             "peer": {},
             "segment_ratio_p50": {},
             "definitions": {},
+            "internals": {},
         }
 
     def say(self, message: str) -> None:
@@ -212,6 +220,20 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
         await bench.stage("event definitions", define)
     else:
         results["definitions"] = {"skipped": "--definition-events 0"}
+    if args.internals_rounds > 0:
+
+        async def fast_paths() -> None:
+            results["internals"] = await internals.run(
+                databases,
+                users=min(args.users, internals.USERS),
+                rounds=args.internals_rounds,
+                batch=args.batch_size,
+                say=bench.say,
+            )
+
+        await bench.stage("fast paths", fast_paths)
+    else:
+        results["internals"] = {"skipped": "--internals-rounds 0"}
     built: list[datasets.Dataset] = []
 
     async def build() -> None:

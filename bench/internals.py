@@ -7,19 +7,21 @@ against the stock path it replaces, everything else equal:
   events(10) query, first 50, with FastExecutor or Strawberry's own execution context;
 - response encoding (server/graphql_app.py `encode_json`): the same query answered with
   orjson or Strawberry's `json.dumps`;
-- variables (graph/variables.py) and input conversion (graph/input_conversion.py): a
-  500-event `trackBatch` with VariablesExecutor or FastExecutor, with the input classes'
-  `from_input` plans or Strawberry's `convert_argument`;
-- SQLite driver (models/sqlite_driver.py): Segment `/v1/batch` ingestion (events/s, 4
-  clients) into a `usertrail serve` process with USERTRAIL_FAST_PATHS=1 or 0 (that route
-  takes no other fast path).
+- input conversion (graph/input_conversion.py): a 500-event `trackBatch` with the input
+  classes' `from_input` plans or Strawberry's `convert_argument`.
+
+Measured here and removed (December 2026, issue 18), since they did not pay: graph/variables.py
+(variables coerced along a plan: 0.97× wall, 0.98× CPU on the 500-event trackBatch; the
+coercion it saves, ~10 ms, is lost in the request) and models/sqlite_driver.py (aiosqlite
+statements in one thread trip: Segment `/v1/batch` 2,292 events/s with it, 4,232 with
+SQLAlchemy's own adapter, median of 3 runs each, 4 clients).
 
 The in-process workloads go through the whole app (httpx ASGITransport, real SQLite file),
 on and off alternating request by request so that a slow spell of a shared machine falls on
 both. Each figure is the median wall time and the median CPU time of the process (threads
 included) per request; `ratio` is off / on, so 1.10 means the fast path saves 10 %.
 
-    python -m bench.internals            # ~2 minutes; also part of `make bench`
+    python -m bench.internals            # ~1 minute; also part of `make bench`
     python -m bench.internals --quick    # small and fast
 """
 
@@ -31,7 +33,6 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,10 +44,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from bench import ingestion
 from bench.databases import Databases
 from bench.queries import NESTED, post
-from bench.server import ServerProcess
 from graph import input_conversion
 from graph.execution import FastExecutor
-from graph.variables import VariablesExecutor
 from models.db import Database
 from server.app import create_app
 from server.settings import Settings
@@ -54,7 +53,7 @@ from services import demo, environments
 
 # Keep a fast path when it saves at least this much on its workload (off / on).
 PAYS = 1.10
-SEGMENT = next(route for route in ingestion.ROUTES if route.path == "/v1/batch")
+USERS = 300  # demo people the nested query reads (first 50, 5 sessions, 10 events each)
 Toggle = Callable[[bool], None]
 Request = Callable[[], Awaitable[None]]
 
@@ -100,7 +99,7 @@ async def _load(url: str, users: int) -> None:
 
 
 async def in_process(url: str, *, rounds: int, batch: int, say: Callable[[str], None]) -> dict:
-    """The executor, encoding, variables and input conversion figures (one app, in turn)."""
+    """The executor, encoding and input conversion figures (one app, in turn)."""
     app = create_app(Settings(database_url=url, dev=True, fast_paths=True))
     graphql = next(route.app for route in app.routes if getattr(route, "path", "") == "/graphql")
     schema = graphql.schema
@@ -113,9 +112,6 @@ async def in_process(url: str, *, rounds: int, batch: int, say: Callable[[str], 
 
     def encoding(on: bool) -> None:
         graphql.fast_json = on
-
-    def variables(on: bool) -> None:
-        schema.execution_context_class = VariablesExecutor if on else FastExecutor
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -132,7 +128,7 @@ async def in_process(url: str, *, rounds: int, batch: int, say: Callable[[str], 
             body = {"data": await post(client, NESTED, {"first": 50})}
             results["encoding"]["response_bytes"] = len(orjson.dumps(body))
 
-            needed = (rounds + 2) * 2 * 2  # two figures, on and off, warm-up included
+            needed = (rounds + 2) * 2  # on and off, warm-up included
             items = ingestion.demo_events(needed * batch, seed=4242)
             bodies = iter(
                 orjson.dumps(ingestion.graphql_body(items[i : i + batch]))
@@ -148,70 +144,11 @@ async def in_process(url: str, *, rounds: int, batch: int, say: Callable[[str], 
                 if ingestion.ROUTES[0].accepted(answer.json()) != batch:
                     raise RuntimeError("trackBatch did not store the whole batch")
 
-            say(f"internals: {batch}-event trackBatch, variables on/off")
-            results["variables"] = await alternate(track_batch, variables, rounds=rounds)
-            variables(True)
             say(f"internals: {batch}-event trackBatch, input conversion on/off")
             results["input_conversion"] = await alternate(
                 track_batch, input_conversion.enable, rounds=rounds
             )
     return results
-
-
-class SwitchedServer(ServerProcess):
-    """`usertrail serve` with USERTRAIL_FAST_PATHS set as asked."""
-
-    def __init__(self, database_url: str, log_path: Path, *, fast_paths: bool):
-        super().__init__(database_url, log_path)
-        self.fast_paths = fast_paths
-
-    def environment(self) -> dict[str, str]:
-        return {**super().environment(), "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0"}
-
-
-async def _segment_rate(url: str, log: Path, bodies: list[bytes], *, fast_paths: bool) -> float:
-    async with SwitchedServer(url, log, fast_paths=fast_paths) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
-            queue = list(reversed(bodies))
-            headers = {"content-type": "application/json", **SEGMENT.headers}
-            accepted = 0
-
-            async def worker() -> None:
-                nonlocal accepted
-                while queue:
-                    answer = await client.post(SEGMENT.path, content=queue.pop(), headers=headers)
-                    answer.raise_for_status()
-                    accepted += SEGMENT.accepted(answer.json())
-
-            first = queue.pop()  # warms the server up
-            await client.post(SEGMENT.path, content=first, headers=headers)
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(ingestion.CONCURRENCY)))
-            return accepted / (time.perf_counter() - started)
-
-
-async def sqlite_driver(
-    databases: Databases, *, events: int, rounds: int, say: Callable[[str], None]
-) -> dict[str, Any]:
-    """Segment ingestion events/s on a fresh SQLite file per run, driver on and off in turn."""
-    items = ingestion.demo_events(events + ingestion.BATCH_SIZE, seed=77)
-    rates: dict[bool, list[float]] = {True: [], False: []}
-    for number in range(rounds):
-        for on in (True, False) if number % 2 == 0 else (False, True):
-            label = f"driver{'on' if on else 'off'}{number}"
-            url = await databases.sqlite(label)
-            bodies = ingestion.request_bodies(SEGMENT, items, ingestion.BATCH_SIZE, label)
-            say(f"internals: Segment /v1/batch, SQLite driver {'on' if on else 'off'}")
-            log = databases.directory / f"server-{label}.log"
-            rates[on].append(await _segment_rate(url, log, bodies, fast_paths=on))
-    on, off = statistics.median(rates[True]), statistics.median(rates[False])
-    return {
-        "rounds": rounds,
-        "events": events,
-        "on": {"events_per_second": round(on, 1), "runs": [round(r) for r in rates[True]]},
-        "off": {"events_per_second": round(off, 1), "runs": [round(r) for r in rates[False]]},
-        "ratio": _ratio(on, off),  # a rate: on / off
-    }
 
 
 async def run(
@@ -220,8 +157,6 @@ async def run(
     users: int,
     rounds: int,
     batch: int,
-    ingest_events: int,
-    ingest_rounds: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Every fast path's figure; results keyed by fast path."""
@@ -229,10 +164,6 @@ async def run(
     say(f"internals: demo population of {users:,} people for the nested query")
     await _load(url, users)
     results = await in_process(url, rounds=rounds, batch=batch, say=say)
-    if ingest_rounds > 0:
-        results["sqlite_driver"] = await sqlite_driver(
-            databases, events=ingest_events, rounds=ingest_rounds, say=say
-        )
     results["pays_at"] = PAYS
     return results
 
@@ -240,7 +171,6 @@ async def run(
 ROWS = (
     ("executor", "executor + field plans: nested query (first 50)"),
     ("encoding", "orjson responses: nested query (first 50)"),
-    ("variables", "variables: 500-event trackBatch"),
     ("input_conversion", "input conversion: 500-event trackBatch"),
 )
 
@@ -268,28 +198,17 @@ def add_rows(table: Table, results: dict[str, Any]) -> None:
             f"(n={figure['rounds']})",
             wanted,
         )
-    driver = figures.get("sqlite_driver")
-    if driver:
-        table.add_row(
-            "  SQLite driver: Segment /v1/batch events/s",
-            f"{driver['on']['events_per_second']:,.0f} → {driver['off']['events_per_second']:,.0f}",
-            "—",
-            f"on/off: {driver['ratio']:.2f}× (median of {driver['rounds']} runs each)",
-            wanted,
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.internals`: these figures alone, as a table and JSON on stdout."""
     parser = argparse.ArgumentParser(prog="python -m bench.internals", description=__doc__)
-    parser.add_argument("--users", type=int, default=300, help="demo people (300)")
+    parser.add_argument("--users", type=int, default=USERS, help=f"demo people ({USERS})")
     parser.add_argument("--rounds", type=int, default=15, help="requests each way (15)")
-    parser.add_argument("--ingest-events", type=int, default=10_000, help="per run (10,000)")
-    parser.add_argument("--ingest-rounds", type=int, default=3, help="runs each way (3)")
-    parser.add_argument("--quick", action="store_true", help="60 people, 5 rounds, 1 run")
+    parser.add_argument("--quick", action="store_true", help="60 people, 5 rounds")
     args = parser.parse_args(argv)
     if args.quick:
-        args.users, args.rounds, args.ingest_events, args.ingest_rounds = 60, 5, 2000, 1
+        args.users, args.rounds = 60, 5
     console = Console(stderr=True)
     started = time.perf_counter()
 
@@ -304,8 +223,6 @@ def main(argv: list[str] | None = None) -> int:
                 users=args.users,
                 rounds=args.rounds,
                 batch=ingestion.BATCH_SIZE,
-                ingest_events=args.ingest_events,
-                ingest_rounds=args.ingest_rounds,
                 say=say,
             )
         finally:

@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
+from bench import internals
+
 DIALECTS = ("sqlite", "postgresql")
 ROUTES = {
     "GraphQL trackBatch": ("≥ 10,000/s", ""),
@@ -203,4 +205,6 @@ def build_table(results: dict[str, Any]) -> Table:
     _memory_row(table, results)
     table.add_section()
     _definition_rows(table, results)
+    table.add_section()
+    internals.add_rows(table, results)
     return table

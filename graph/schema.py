@@ -8,6 +8,7 @@ from graph import input_conversion
 from graph.common import Node
 from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
+from graph.execution import FastExecutor
 from graph.extensions import extensions_for
 from graph.payloads import (
     DeletePayload,
@@ -20,7 +21,6 @@ from graph.scalars import SCALAR_OVERRIDES
 from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
-from graph.variables import VariablesExecutor
 from resolvers import definitions, lists, mutation, query, segments
 
 
@@ -98,10 +98,9 @@ class Mutation:
 def build(*, dev: bool, fast_paths: bool = True) -> strawberry.Schema:
     """The schema with the request-safety extensions of graph/extensions.py.
 
-    `fast_paths` (USERTRAIL_FAST_PATHS): plain fields resolve inline (graph/execution.py),
-    variables are coerced along a plan (graph/variables.py) and input objects are built by
-    graph/input_conversion.py: same results, a fraction of the cost. Off: Strawberry's and
-    graphql-core's own execution, every one of them.
+    `fast_paths` (USERTRAIL_FAST_PATHS): plain fields resolve inline (graph/execution.py) and
+    input objects are built along a plan (graph/input_conversion.py): the same results, a
+    fraction of the cost. Off: Strawberry's and graphql-core's own execution and conversion.
     """
     input_conversion.enable(fast_paths)
     return strawberry.Schema(
@@ -109,7 +108,7 @@ def build(*, dev: bool, fast_paths: bool = True) -> strawberry.Schema:
         mutation=Mutation,
         types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
-        execution_context_class=VariablesExecutor if fast_paths else None,
+        execution_context_class=FastExecutor if fast_paths else None,
         scalar_overrides=SCALAR_OVERRIDES,
     )
 

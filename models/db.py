@@ -31,8 +31,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models import sqlite_driver
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -148,9 +146,7 @@ def _unavailable(error: BaseException) -> DatabaseUnavailable:
 class Database:
     """The configured database: a read engine, a write path, and dialect facts."""
 
-    def __init__(self, url: str, *, echo: bool = False, fast_paths: bool = True):
-        """`fast_paths`: SQLite connections through models/sqlite_driver.py (one trip per
-        statement) instead of SQLAlchemy's own aiosqlite adapter (USERTRAIL_FAST_PATHS)."""
+    def __init__(self, url: str, *, echo: bool = False):
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -160,8 +156,6 @@ class Database:
             "json_deserializer": orjson.loads,
         }
         if self.is_sqlite:
-            if fast_paths:
-                common["async_creator"] = sqlite_driver.connector(self.url)
             self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
             self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
             _configure_sqlite(self.engine, begin="BEGIN")

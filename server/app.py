@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url, fast_paths=settings.fast_paths)
+        db = Database(settings.database_url)
         app.state.usertrail = AppState(settings, db)
         autocapture.warm_up()
         _tune_garbage_collector()

@@ -164,7 +164,7 @@ async def postgres_url(pg_templates: PostgresTemplates | None) -> str:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, fast_paths=Settings().fast_paths)
+    database = Database(database_url)
     yield database
     await database.dispose()
 
