@@ -17,16 +17,29 @@ ROUTE ?= heap
 DB ?= sqlite
 PROFILE_ARGS ?=
 
-.PHONY: serve test test-pg lint schema bench profile clean install
+.PHONY: serve test test-pg lint schema bench profile clean install lock
 
-$(STAMP): pyproject.toml
+# Dependencies at the exact versions of requirements.lock (constraints: a package pyproject.toml
+# adds that the lock does not name yet installs unpinned until the next `make lock`).
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3 if that is 3.11+)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+LOCK_VENV := .lock-venv
+lock:  ## re-pin requirements.lock: the newest versions pyproject.toml allows, from a fresh venv
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' requirements.lock; $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
+	@echo "requirements.lock updated: run make install, make test, USERTRAIL_FAST_PATHS=0 make test and make test-pg before committing it"
 
 serve: $(STAMP)  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
 	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL) \
@@ -38,8 +51,9 @@ test: $(STAMP)  ## the whole suite on SQLite (PostgreSQL-only tests skip, saying
 test-pg: $(STAMP)  ## the whole suite on PostgreSQL
 	USERTRAIL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and mypy over services/ and models/ (pyproject.toml [tool.mypy])
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 schema: $(STAMP)  ## regenerate schema.graphql from the code
 	$(BIN)/usertrail export-schema --output schema.graphql
@@ -52,4 +66,4 @@ profile: $(STAMP)  ## py-spy on the server while one route ingests: cores per th
 	$(BIN)/python -m bench.profile --route $(ROUTE) --database $(DB) $(PROFILE_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) *.egg-info .pytest_cache .hypothesis .mypy_cache
