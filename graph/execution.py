@@ -1,5 +1,15 @@
 """A graphql-core executor that resolves fields without most of the per-field machinery.
 
+Fast path (USERTRAIL_FAST_PATHS, on by default; off: Strawberry's own execution context).
+Replaces: graphql-core's `execute_fields` / `execute_field` / `complete_value` for planned
+fields, and Strawberry's resolver wrapper for direct calls. Pays: the nested users →
+sessions(5) → events(10) query (first 50) takes 1.48× the time without it (wall and CPU,
+`python -m bench.internals`, 300 demo people, December 2026). Written for graphql-core
+3.3.2 (`graphql.execution.executor`, `collect_fields`, `values`) and strawberry-graphql
+0.341.3 (`StrawberryGraphQLCoreExecutionContext`); pyproject.toml bounds both and
+requirements.lock pins them. tests/graph/test_execution.py and test_page_objects.py hold it
+to the stock executor.
+
 graphql-core resolves every field the same way: a `GraphQLResolveInfo`, the argument
 values, Strawberry's resolver wrapper (which builds an `Info` and converts arguments),
 then `complete_value` walking the type. For a field that only reads an attribute of its
