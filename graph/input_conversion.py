@@ -10,7 +10,7 @@ validated the value, filled in published defaults and left out omitted fields.
 
 Fast path (USERTRAIL_FAST_PATHS, on by default; off: `enable(False)` and Strawberry's own
 `convert_argument`). Replaces: Strawberry's per-field input conversion. Pays: a 500-event
-`trackBatch` takes 2.1× the CPU (2.8× the wall time) without it (`python -m bench.internals`,
+`trackBatch` takes 2.1× the CPU (2.3-2.8× the wall time) without it (`python -m bench.internals`,
 December 2026). Written for strawberry-graphql 0.341.3 (`StrawberryObjectDefinition.from_input`,
 `InputContext`); pyproject.toml bounds it and requirements.lock pins it.
 """

@@ -58,7 +58,7 @@ def encode_json(data: object) -> bytes | str:
     bits, non-string keys, lone surrogates) by json.dumps.
 
     Fast path (USERTRAIL_FAST_PATHS; off: Strawberry's own `json.dumps`). Pays: the nested
-    query (first 50, ~110 KB) takes 1.06-1.14x the CPU and 1.4-2.1x the wall time with
+    query (first 50, ~110 KB) takes 1.06-1.12x the CPU and 1.3-1.4x the wall time with
     json.dumps (`python -m bench.internals`, December 2026). The bytes differ from
     json.dumps's (UTF-8 rather than `\\u` escapes, `1e-05` written `1e-5`), the values do
     not. It overrides Strawberry's documented `encode_json` hook with orjson's public API
