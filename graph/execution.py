@@ -7,9 +7,8 @@ sessions(5) → events(10) query (first 50) takes 1.3-1.5× the wall time and 1.
 without it (`python -m bench.internals`, 300 demo people, two runs, December 2026). Written
 for graphql-core 3.3.2 (`graphql.execution.executor`, `collect_fields`, `values`) and
 strawberry-graphql 0.341.3 (`StrawberryGraphQLCoreExecutionContext`); pyproject.toml bounds
-both and
-requirements.lock pins them. tests/graph/test_execution.py and test_page_objects.py hold it
-to the stock executor.
+both and requirements.lock pins them. tests/graph/test_execution.py and test_page_objects.py
+hold it to the stock executor.
 
 graphql-core resolves every field the same way: a `GraphQLResolveInfo`, the argument
 values, Strawberry's resolver wrapper (which builds an `Info` and converts arguments),
