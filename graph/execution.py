@@ -8,7 +8,8 @@ without it (`python -m bench.internals`, 300 demo people, two runs, December 202
 for graphql-core 3.3.2 (`graphql.execution.executor`, `collect_fields`, `values`) and
 strawberry-graphql 0.341.3 (`StrawberryGraphQLCoreExecutionContext`); pyproject.toml bounds
 both and requirements.lock pins them. tests/graph/test_execution.py and test_page_objects.py
-hold it to the stock executor.
+hold it to the stock executor. It runs over 400 lines on purpose: it mirrors graphql-core's
+`execute_fields` / `execute_field` / `complete_*` one method each, to be read beside them.
 
 graphql-core resolves every field the same way: a `GraphQLResolveInfo`, the argument
 values, Strawberry's resolver wrapper (which builds an `Info` and converts arguments),
