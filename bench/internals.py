@@ -10,11 +10,12 @@ against the stock path it replaces, everything else equal:
 - input conversion (graph/input_conversion.py): a 500-event `trackBatch` with the input
   classes' `from_input` plans or Strawberry's `convert_argument`.
 
-Measured here and removed (December 2026, issue 18), since they did not pay: graph/variables.py
-(variables coerced along a plan: 0.97× wall, 0.98× CPU on the 500-event trackBatch; the
-coercion it saves, ~10 ms, is lost in the request) and models/sqlite_driver.py (aiosqlite
-statements in one thread trip: Segment `/v1/batch` 2,292 events/s with it, 4,232 with
-SQLAlchemy's own adapter, median of 3 runs each, 4 clients).
+Measured here (commit ead9ea6, December 2026, issue 18) and found not to pay:
+graph/variables.py, removed (variables coerced along a plan: 0.97× wall, 0.98× CPU on the
+500-event trackBatch; the ~10 ms of coercion it saves are lost in the request), and
+models/sqlite_driver.py (one worker-thread trip per statement: Segment `/v1/batch` 2,292
+events/s with it, 4,232 with SQLAlchemy's own adapter, median of 3 runs each, 4 clients),
+kept without a switch because other features are installed through it (see its header).
 
 The in-process workloads go through the whole app (httpx ASGITransport, real SQLite file),
 on and off alternating request by request so that a slow spell of a shared machine falls on

@@ -31,6 +31,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from models import sqlite_driver
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -156,6 +158,7 @@ class Database:
             "json_deserializer": orjson.loads,
         }
         if self.is_sqlite:
+            common["async_creator"] = sqlite_driver.connector(self.url)
             self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
             self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
             _configure_sqlite(self.engine, begin="BEGIN")

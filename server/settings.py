@@ -30,7 +30,7 @@ class Settings:
     persisted_query_entries: int = 1000
     persisted_query_bytes: int = 4 * 1024 * 1024
     # Replacements of framework internals that pay for themselves (`make bench` measures
-    # them); off runs the stock Strawberry / graphql-core / aiosqlite / json paths. Read from
+    # them); off runs the stock Strawberry / graphql-core / json paths. Read from
     # the environment even by `Settings()`, so that servers built from defaults (tests, the
     # bench) follow USERTRAIL_FAST_PATHS=0 too.
     fast_paths: bool = field(default_factory=fast_paths_from)
