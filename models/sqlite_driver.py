@@ -1,5 +1,14 @@
 """aiosqlite connections that run a statement in one round trip to their worker thread.
 
+Not behind USERTRAIL_FAST_PATHS, and no longer a speed-up: bench/internals.py (commit
+ead9ea6, issue 18) measured Segment `/v1/batch` at 2,292 events/s with this driver and 4,232
+with SQLAlchemy's own aiosqlite adapter (median of 3 runs each, 4 clients, a loaded 2-core
+machine). It stays because the statement timeout and the SQL functions of property
+conditions are installed through it; moving those to "connect" listeners of SQLAlchemy's
+adapter would let it go. It reaches into aiosqlite 0.22 private fields (`_connection`,
+`_cursor`, `_execute`, `_thread`): pyproject.toml bounds aiosqlite below 0.23 and
+requirements.lock pins it.
+
 aiosqlite runs every call on a connection's worker thread and hands the result back to the
 event loop. SQLAlchemy's aiosqlite adapter makes four such calls per statement: make a cursor,
 execute, fetch the rows, close the cursor. Each waits for the worker thread to take the GIL
@@ -61,14 +70,15 @@ class OneTripCursor(aiosqlite.Cursor):
         cursor = self._cursor
 
         def run() -> list[Any]:
-            cursor.execute(sql, () if parameters is None else parameters)
+            # aiosqlite's signature (overridden here) is wider than sqlite3's stubs.
+            cursor.execute(sql, () if parameters is None else parameters)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 
         self._rows = deque(await self._run(run))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> OneTripCursor:
-        await self._run(partial(self._cursor.executemany, sql, parameters))
+        await self._run(partial(self._cursor.executemany, sql, parameters))  # type: ignore[arg-type]
         return self
 
     async def executescript(self, sql_script: str) -> OneTripCursor:

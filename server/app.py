@@ -128,12 +128,13 @@ def create_app(settings: Settings) -> Starlette:
     allowed_origins(settings)  # a CORS setting dev mode refuses fails here, not at a request
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
-    schema = build(dev=settings.dev)
+    schema = build(dev=settings.dev, fast_paths=settings.fast_paths)
     if not settings.introspection_on:
         schema = without_introspection(schema)
     assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
+        fast_json=settings.fast_paths,
         graphql_ide="graphiql" if settings.introspection_on else None,
         assets=assets,
         persisted_queries=PersistedQueries(

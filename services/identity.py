@@ -94,9 +94,9 @@ async def _routes(
             )
             routes.update({UserKey(kind, alias): user for alias, user in rows})
     plain = {int(k.value): k for k in keys if k.kind == "user_id" and k not in routes}
-    for chunk in chunks(list(plain)):
-        rows = await conn.execute(_USERS_IN, {"env": environment_id, "users": list(chunk)})
-        routes.update({plain[user]: user for (user,) in rows})
+    for user_chunk in chunks(list(plain)):
+        users = await conn.execute(_USERS_IN, {"env": environment_id, "users": list(user_chunk)})
+        routes.update({plain[user]: user for (user,) in users})
     return routes
 
 
@@ -454,7 +454,7 @@ async def refresh_initial_properties(
     """
     known = known or {}
     users = sorted(set(user_ids))
-    earliest_of = {
+    earliest_of: dict[int, Mapping[Any, Any] | None] = {
         user: min(
             (s for s in known[user] if s["origin"] == "CLIENT"),
             key=lambda s: (s["start_us"], s["id"]),
@@ -588,11 +588,11 @@ async def find_users(
         for row in rows:
             found[UserKey(row.kind, row.alias)] = row
     plain = {int(k.value): k for k in wanted if k.kind == "user_id" and k not in found}
-    for chunk in chunks(list(plain)):
-        rows = await conn.execute(
-            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
+    for user_chunk in chunks(list(plain)):
+        users = await conn.execute(
+            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(user_chunk))
         )
-        found.update({plain[row.user_id]: row for row in rows})
+        found.update({plain[row.user_id]: row for row in users})
     return found
 
 

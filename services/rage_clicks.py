@@ -77,7 +77,7 @@ def rage_click_ids(clicks: Iterable[Click]) -> set[int]:
     return {c.id for c in rage_clicks_among(clicks)}
 
 
-def _click(row: Mapping[str, Any]) -> Click | None:
+def _click(row: Mapping[Any, Any]) -> Click | None:
     if row["type"] != CLICK:
         return None
     element = element_of(row.get("properties") or {})
