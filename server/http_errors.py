@@ -80,7 +80,9 @@ class HttpProblem(Exception):
         return JSONBody(body, status_code=self.status, headers=self.headers)
 
 
-def answer_items(problems: Iterable[Problem], *, batch: str | None, **counts: int) -> Response:
+def answer_items(
+    problems: Iterable[Problem], *, batch: str | None, accepted: int, duplicates: int
+) -> Response:
     """200 with the counts, or HTTP 400 (raised) naming each refused item; the valid ones are
     stored either way.
 
@@ -90,8 +92,8 @@ def answer_items(problems: Iterable[Problem], *, batch: str | None, **counts: in
     """
     unique = {(p.index, p.code, p.field): p for p in problems}.values()  # a link and its event
     if not unique:
-        return JSONBody({"success": True, **counts})
-    errors = [
+        return JSONBody({"success": True, "accepted": accepted, "duplicates": duplicates})
+    errors: list[dict[str, Any]] = [
         {
             "index": p.index if batch else None,
             "field": _in_item(
@@ -112,7 +114,8 @@ def answer_items(problems: Iterable[Problem], *, batch: str | None, **counts: in
         field=first["field"],
         index=first["index"],
         errors=errors,
-        **counts,
+        accepted=accepted,
+        duplicates=duplicates,
     )
 
 

@@ -81,7 +81,8 @@ async def _ingest(request: Request, kind: str | None) -> Response:
         messages = body.get("batch")
         if not isinstance(messages, list):
             raise HttpProblem(400, "INVALID_BATCH", "batch must be an array", field="batch")
-        shared = body.get("context") if isinstance(body.get("context"), dict) else {}
+        context = body.get("context")
+        shared = context if isinstance(context, dict) else {}
     else:
         messages, shared = [{**body, "type": kind}], {}
     sent_at = body.get("sentAt") or None
