@@ -21,7 +21,8 @@ from models.db import Database
 from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
 from services.autocapture import split_url
-from services.batching import GroupWriter, in_slices, one_by_one
+from services.batch_items import validated
+from services.batching import GroupWriter, one_by_one
 from services.clock import now_us, row_ids
 from services.errors import InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
@@ -249,14 +250,9 @@ async def prepare_track(
     """A `track` call validated, ready for `store_track_requests` (no database needed)."""
     limits.batch_size(len(items), field_name)
     received = received_us if received_us is not None else now_us()
-    problems: list[Problem] = []
-    valid: list[_Valid] = []
-    async for start, part in in_slices(items):
-        for index, item in enumerate(part, start):
-            try:
-                valid.append(_validate_event(item, index, environment_id, received))
-            except UsertrailError as error:
-                problems.append(error.problem.at(index))
+    valid, problems = await validated(
+        items, lambda item, index: _validate_event(item, index, environment_id, received)
+    )
     first_with_key: dict[str, _Valid] = {}
     unique: list[_Valid] = []
     repeated = 0
@@ -534,6 +530,13 @@ _SEEN_BEFORE = select(U.c.user_id, U.c.first_seen_us, U.c.last_seen_us, U.c.has_
 )
 
 
+def _validate_user_properties(
+    item: UserPropertiesItem, index: int
+) -> tuple[int, UserKey, dict[str, Any]]:
+    key, _ = _user_key(item, client=False)
+    return index, key, storable(limits.user_properties(item.properties), "properties")
+
+
 async def add_user_properties(
     db: Database,
     *,
@@ -544,15 +547,7 @@ async def add_user_properties(
     """Overwrite user properties per key, creating users for unknown identities or ids."""
     limits.batch_size(len(items), field_name)
     received = now_us()
-    problems: list[Problem] = []
-    valid: list[tuple[int, UserKey, dict[str, Any]]] = []
-    for index, item in enumerate(items):
-        try:
-            key, _ = _user_key(item, client=False)
-            properties = storable(limits.user_properties(item.properties), "properties")
-            valid.append((index, key, properties))
-        except UsertrailError as error:
-            problems.append(error.problem.at(index))
+    valid, problems = await validated(items, _validate_user_properties)
 
     async def work(conn: AsyncConnection) -> Outcome:
         outcome = Outcome(problems=list(problems))
