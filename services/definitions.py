@@ -6,6 +6,8 @@ stored events (a backfill of set-based SQL statements, the selector evaluated on
 distinct hierarchy); ingestion adds the matches of new events through `match_new_events`,
 in Python. Both use the one implementation of property conditions (services/conditions.py),
 so they agree (services/matching.py).
+Selector matching and compiling run in a worker thread past a little work, so that a
+large batch or backfill never holds the event loop (issue 17).
 
 On PostgreSQL, changes to an environment's definitions take an exclusive advisory lock and
 the writers of matches (ingestion, merges) a shared one, so that a backfill never misses
@@ -14,6 +16,7 @@ events committed while it runs nor a batch a definition committed meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +31,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import DefinitionMatch, Event, EventDefinition
 from models.db import Database
-from services import locks, matching
+from services import limits, locks, matching
 from services.clock import now_us
 from services.errors import Conflict, InvalidInput, NotFound
 from services.matching import Criterion, StringMatch
-from services.selectors import most_specific_selector
+from services.selectors import Selector, most_specific_selector
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
 
 D = EventDefinition.__table__
@@ -54,6 +57,10 @@ PALETTE = (
 )
 MAX_NAME = 255
 MAX_DESCRIPTION = 4096
+# (event, criterion) tests a batch runs on the event loop; more go to a worker thread.
+LIVE_INLINE_TESTS = 200
+# Distinct hierarchies a backfill matches on the event loop; more go to a worker thread.
+BACKFILL_INLINE_HIERARCHIES = 200
 BACKFILL_CACHE_KIB = -32768  # negative: KiB, as PRAGMA cache_size reads it
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -262,6 +269,12 @@ async def create(
         count = await conn.scalar(
             select(func.count()).select_from(D).where(D.c.environment_id == environment_id)
         )
+        if (count or 0) >= limits.MAX_DEFINITIONS:
+            raise InvalidInput(
+                f"an environment has at most {limits.MAX_DEFINITIONS} event definitions; "
+                "delete one before defining another",
+                code="TOO_MANY_DEFINITIONS",
+            )
         stamp = now_us()
         definition_id = await conn.scalar(
             insert(D)
@@ -465,12 +478,14 @@ async def _sql_alternative(
     seen = await conn.execute(
         select(hierarchy).where(E.c.environment_id == environment_id, condition).distinct()
     )
-    every, found = True, []
-    for (value,) in seen:
-        if selector.matches(value):
-            found.append(value)
-        else:
-            every = False
+    values = [value for (value,) in seen]
+    # Each distinct hierarchy is parsed and matched once; over many the work runs in a
+    # worker thread, so that defining an event never stalls the event loop.
+    if len(values) > BACKFILL_INLINE_HIERARCHIES:
+        found = await asyncio.to_thread(_matching_texts, selector, values)
+    else:
+        found = _matching_texts(selector, values)
+    every = len(found) == len(values)
     if not found:
         return None
     return (
@@ -478,6 +493,10 @@ async def _sql_alternative(
         if every
         else and_(condition, matching.in_texts(hierarchy, found, dialect=dialect))
     )
+
+
+def _matching_texts(selector: Selector, hierarchies: Sequence[str]) -> list[str]:
+    return [value for value in hierarchies if selector.matches(value)]
 
 
 async def _insert_matches(
@@ -542,7 +561,7 @@ def _match_row(
 _Matcher = tuple[int, Criterion, Callable[[str, Mapping[str, Any]], bool]]
 # Compiled criteria by (dialect, stored criteria): selectors and patterns are built once.
 _compiled: dict[tuple[str, bytes], list[tuple[Criterion, Any]]] = {}
-_COMPILED_LIMIT = 4096
+_COMPILED_LIMIT = 4096  # more than MAX_DEFINITIONS: one environment's always fit
 
 
 async def match_new_events(
@@ -558,6 +577,25 @@ async def match_new_events(
     by_type = await _live_matchers(conn, environment_id)
     if not by_type:
         return
+    # Selectors cost time linear in selector and hierarchy, but a batch multiplies that by
+    # up to MAX_BATCH events and every criterion of their type: past a small amount of work
+    # the batch is matched in a worker thread, so the event loop keeps serving requests.
+    tests = sum(len(by_type.get(row["type"], ())) for row in rows)
+    if tests > LIVE_INLINE_TESTS:
+        found = await asyncio.to_thread(_live_matches, environment_id, by_type, rows)
+    else:
+        found = _live_matches(environment_id, by_type, rows)
+    statement = insert_ignoring_duplicates(conn, M, MATCH_KEY)
+    for chunk in chunks(found, 1000):
+        await conn.execute(statement, list(chunk))
+
+
+def _live_matches(
+    environment_id: int,
+    by_type: Mapping[str, list[_Matcher]],
+    rows: Sequence[Mapping[str, Any]],
+) -> list[dict[str, int]]:
+    """The match rows of `rows`: for each event, the most specific criterion per definition."""
     found: list[dict[str, int]] = []
     for row in rows:
         candidates = by_type.get(row["type"])
@@ -578,9 +616,7 @@ async def match_new_events(
                         row["time_us"],
                     )
                 )
-    statement = insert_ignoring_duplicates(conn, M, MATCH_KEY)
-    for chunk in chunks(found, 1000):
-        await conn.execute(statement, list(chunk))
+    return found
 
 
 async def _live_matchers(conn: AsyncConnection, environment_id: int) -> dict[str, list[_Matcher]]:
@@ -589,21 +625,37 @@ async def _live_matchers(conn: AsyncConnection, environment_id: int) -> dict[str
     rows = await conn.execute(
         select(D.c.id, D.c.criteria).where(D.c.environment_id == environment_id)
     )
+    keyed = [
+        (definition_id, criteria, (dialect, orjson.dumps(criteria, option=orjson.OPT_SORT_KEYS)))
+        for definition_id, criteria in rows
+    ]
+    known = {key: _compiled[key] for _, _, key in keyed if key in _compiled}
+    missing = {key: criteria for _, criteria, key in keyed if key not in known}
+    if missing:
+        # Parsing a long selector takes milliseconds (cssselect), and after a restart every
+        # definition is compiled at once: a worker thread does it, off the event loop.
+        fresh = await asyncio.to_thread(_compile_criteria, missing, dialect)
+        if len(_compiled) + len(fresh) > _COMPILED_LIMIT:
+            _compiled.clear()
+        _compiled.update(fresh)
+        known.update(fresh)
     by_type: dict[str, list[_Matcher]] = defaultdict(list)
-    for definition_id, criteria in rows:
-        key = (dialect, orjson.dumps(criteria, option=orjson.OPT_SORT_KEYS))
-        compiled = _compiled.get(key)
-        if compiled is None:
-            if len(_compiled) >= _COMPILED_LIMIT:
-                _compiled.clear()
-            parsed = [Criterion.from_json(document) for document in criteria]
-            compiled = [(c, matching.python_matcher(c)) for c in parsed]
-            _compiled[key] = compiled
-        for criterion, test in compiled:
+    for definition_id, _, key in keyed:
+        for criterion, test in known[key]:
             by_type[criterion.type].append((definition_id, criterion, test))
     for matchers in by_type.values():
         matchers.sort(key=lambda m: -m[1].condition_count)
     return by_type
+
+
+def _compile_criteria(
+    missing: Mapping[tuple[str, bytes], Any], dialect: str
+) -> dict[tuple[str, bytes], list[tuple[Criterion, Any]]]:
+    compiled: dict[tuple[str, bytes], list[tuple[Criterion, Any]]] = {}
+    for key, criteria in missing.items():
+        parsed = [Criterion.from_json(document) for document in criteria]
+        compiled[key] = [(c, matching.python_matcher(c)) for c in parsed]
+    return compiled
 
 
 async def on_merge(

@@ -43,6 +43,13 @@ PLACEHOLDER_IDENTITIES = {"null", "undefined", "anonymous", "0", "", "[object ob
 RESERVED_USER_KEYS = {"id", "userid", "identity"}
 LONG_VALUE_KEYS = {"hierarchy": MAX_HIERARCHY}
 
+# Event definitions (issue 17): matching runs for every ingested event, so what a definition
+# may ask is bounded. Criteria and conditions per definition: services/matching.py.
+MAX_DEFINITIONS = 500  # per environment
+MAX_SELECTOR_LENGTH = 1024  # characters of one criterion's selector (list)
+MAX_SELECTOR_ALTERNATIVES = 20  # comma-separated selectors in one criterion
+MAX_SELECTOR_COMBINATORS = 64  # descendant/child steps in one selector (also inside :not())
+
 
 def event_name(value: Any, field: str = "event") -> str:
     """An event name: a string of 1..1024 characters."""

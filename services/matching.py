@@ -37,7 +37,7 @@ __all__ = ["MAX_IN_VALUES", "OPERATORS", "Criterion", "PropertyCondition", "Stri
 
 MAX_CRITERIA = 20
 MAX_CONDITIONS = 20
-MAX_SELECTOR = 4096
+MAX_SELECTOR = limits.MAX_SELECTOR_LENGTH
 
 # Operators a StringMatch (targetText, path) accepts: its value is one string.
 STRING_MATCH_OPERATORS = frozenset(
@@ -189,7 +189,8 @@ def _string_match(match: StringMatch | None, field: str) -> StringMatch | None:
 def python_matcher(criterion: Criterion) -> Callable[[str, Mapping[str, Any]], bool]:
     """A predicate (type, properties) -> bool equal to the criterion's SQL."""
     tests = [predicate(c) for c in criterion.conditions()]
-    selector = compile_selector(criterion.selector) if criterion.selector else None
+    # Stored selectors may predate a lowered limit: matching them never refuses.
+    selector = compile_selector(criterion.selector, limited=False) if criterion.selector else None
     wanted = criterion.type
 
     def matches(event_type: str, properties: Mapping[str, Any]) -> bool:
