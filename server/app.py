@@ -29,6 +29,7 @@ from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
+from server.page import routes as page_routes
 from server.persisted_queries import PersistedQueries
 from server.security_headers import SecurityHeaders
 from server.settings import Settings
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
     routes = [
+        *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *metrics.routes,
