@@ -245,7 +245,14 @@ async def test_users_list_renders_newest_first_with_total_and_paging(
     page_bytes = sum(
         size for path, size in sizes.items() if path == "/" or path.startswith("/page/")
     )
-    print(f"page files transferred: {page_bytes} bytes; first users list in {seconds:.2f} s")
+    # The page marks its first rendered list; the time is reported, never asserted.
+    listed = await tab.page.evaluate(
+        "() => performance.getEntriesByName('first-users-list')[0].startTime"
+    )
+    print(
+        f"page files transferred: {page_bytes} bytes; first users list rendered "
+        f"{listed:.0f} ms after navigation started ({seconds:.2f} s as Playwright waited)"
+    )
     assert page_bytes < PAGE_BUDGET_BYTES, sizes
     tab.clean()
 
@@ -574,3 +581,63 @@ async def test_page_files_are_typed_compressed_and_under_a_strict_policy(
     assert script.headers["x-content-type-options"] == "nosniff"
     assert again.status_code == 304
     assert outside.status_code == 404 and missing.status_code == 404
+
+
+async def test_saved_segments_filter_the_list_and_a_filter_saves_as_one(
+    tab: Tab, site: RunningServer
+) -> None:
+    pro = {"properties": [{"property": "plan", "op": "EQUALS", "value": "pro"}]}
+    made = await query(
+        site,
+        """mutation($input: SegmentInput!) { createSegment(input: $input) {
+             segment { id } errors { message } } }""",
+        input={"name": "Pro plan (page test)", "filter": pro},
+    )
+    segment_id = made["createSegment"]["segment"]["id"]
+    members = (await query(site, USERS, filter={"segmentId": segment_id}))["users"]
+    await open_users(tab, site)
+    await tab.page.select_option("[data-testid=segment-select]", segment_id)
+    await summary_starts(tab, f"{members['totalCount']} user")
+    names = await tab.page.locator(USER_ROW).locator("strong").all_inner_texts()
+    assert names == [e["node"]["displayName"] for e in members["edges"]]
+    # The filter on screen, saved from the page, is a segment the API lists.
+    await tab.page.select_option("[data-testid=segment-select]", "")
+    await tab.page.click("[data-testid=add-property-filter]")
+    condition = tab.page.locator("[data-testid=property-condition]")
+    await condition.locator("[data-testid=condition-property]").fill("seats")
+    await condition.locator("select").select_option("GREATER_THAN")
+    await condition.locator("[data-testid=condition-value]").fill("4")
+    await tab.page.click("[data-testid=apply-filters]")
+    await tab.page.click("[data-testid=save-segment]")
+    await tab.page.fill("[data-testid=segment-name]", "Teams of five or more")
+    await tab.page.click("[data-testid=save-segment-submit]")
+    await expect(tab.page.locator(".save-segment [role=status]")).to_contain_text("Saved")
+    segments = await query(site, "{ segments { name filter userCount } }")
+    saved = [s for s in segments["segments"] if s["name"] == "Teams of five or more"]
+    assert saved and saved[0]["filter"]["properties"][0]["op"] == "GREATER_THAN"
+    tab.clean()
+
+
+async def test_a_session_with_a_replay_shows_a_play_icon(tab: Tab, site: RunningServer) -> None:
+    agent = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    )
+    await query(
+        site,
+        """mutation($input: TrackInput!) { track(input: $input) { accepted } }""",
+        input={
+            "event": "pageview",
+            "userId": "424242",
+            "source": "WEB",
+            "properties": {"replay": True},
+            "context": {"userAgent": agent, "url": "https://shop.example/replayed"},
+        },
+    )
+    await tab.page.goto(f"{site.url}/#/user/424242")
+    row = tab.page.locator(SESSION_ROW).first
+    await row.wait_for()
+    assert await row.locator(".play").get_attribute("title") == "Replay available"
+    browser = await row.locator(".browser").get_attribute("title")
+    assert browser is not None and browser.startswith("Chrome 131 on Mac OS X")
+    tab.clean()

@@ -17,6 +17,8 @@ export const OPERATORS = [
 ];
 const NO_VALUE = new Set(["IS_SET", "IS_NOT_SET"]);
 const LIST_VALUE = new Set(["IN", "NOT_IN"]);
+const NUMERIC = new Set(["GREATER_THAN", "GREATER_OR_EQUAL", "LESS_THAN", "LESS_OR_EQUAL"]);
+const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
 /** The filter of the users list; survives moving to a user and back. */
 export const state = {
@@ -32,6 +34,8 @@ export const needsValue = (op) => !NO_VALUE.has(op);
 function value(op, raw) {
   if (NO_VALUE.has(op)) return null;
   if (LIST_VALUE.has(op)) return raw.split(",").map((part) => part.trim()).filter(Boolean);
+  // Comparisons take numbers; any other operator compares the text form, so text stays text.
+  if (NUMERIC.has(op) && NUMBER.test(raw)) return Number(raw);
   return raw;
 }
 

@@ -100,7 +100,7 @@ export function sessionRow(session, onOpen) {
   const button = h("button", { type: "button", className: "session", onclick: onOpen },
     sessionIcons(session),
     h("span", { className: "when" }, h("time", { datetime: session.startTime, title: exact(session.startTime) }, `${day(session.startTime)}, ${clock(session.startTime)}`),
-      where ? h("span", { className: "muted" }, ` · ${where}`) : null),
+      where ? h("span", { className: "muted place" }, where) : null),
     h("span", { className: "stats" }, `${duration(session.durationSeconds)} · ${session.eventCount} event${session.eventCount === 1 ? "" : "s"}`),
     session.replayAvailable ? labelled("play", "Replay available", "play") : null,
     session.hasRageClick ? labelled("rage", "Has a rage click", "rage-mark") : null,

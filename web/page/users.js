@@ -15,6 +15,9 @@ const USERS = `query Users($filter: UserFilter, $first: Int, $after: String) {
     } }
   }
 }`;
+const SAVE_SEGMENT = `mutation Save($input: SegmentInput!) {
+  createSegment(input: $input) { segment { id name userCount } errors { field message } }
+}`;
 const CHOICES = `query Choices { eventNames { type serverSide count } eventDefinitions { id name } segments { id name userCount } }`;
 // Properties Usertrail sets itself: the list shows the customer's own ones first.
 const AUTOCAPTURED = /^(Initial |Date First Seen$|User ID$|Email$|Identity$)/;
@@ -69,6 +72,7 @@ export async function usersView(main) {
     more.hidden = !pageInfo.hasNextPage;
     more.disabled = false;
     summary.textContent = `${totalCount} user${totalCount === 1 ? "" : "s"} seen ${describeSeen(state.seen)}${filtered() ? ", matching the filters" : ""}; showing ${shown}.`;
+    if (!performance.getEntriesByName("first-users-list").length) performance.mark("first-users-list");
     if (!edges.length && !next) rows.append(h("tr", {}, h("td", { colspan: 5, className: "empty" }, "No users match.")));
   }
   more.addEventListener("click", () => load(true).catch(report(summary)));
@@ -153,7 +157,10 @@ function filterForm(apply) {
   const addProperty = h("button", { type: "button", "data-testid": "add-property-filter", onclick: () => { state.properties.push({ property: "", op: "CONTAINS", value: "" }); redraw(); conditions.querySelector(".condition:nth-last-child(1) input")?.focus(); } }, "+ User property");
   const addEvent = h("button", { type: "button", "data-testid": "add-event-filter", onclick: () => { state.events.push({ did: true, event: "", where: { property: "", op: "EQUALS", value: "" }, atLeast: 1, lastDays: "" }); redraw(); conditions.querySelector(".condition:nth-last-child(1) select")?.focus(); } }, "+ Did event");
   const submit = h("button", { type: "submit", className: "primary", "data-testid": "apply-filters" }, "Apply");
-  form.append(time, conditions, h("div", { className: "buttons" }, addProperty, addEvent, submit));
+  const save = h("button", { type: "button", "data-testid": "save-segment" }, "Save as segment…");
+  const saving = saveSegmentForm(segment, () => { saving.hidden = true; save.focus(); });
+  save.addEventListener("click", () => { saving.hidden = false; saving.querySelector("input").focus(); });
+  form.append(time, conditions, h("div", { className: "buttons" }, addProperty, addEvent, submit, save), saving);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     state.seen = mode.value === "last" ? { lastDays: Number(lastDays.value) || 7 } : { from: from.value, to: to.value };
@@ -162,6 +169,32 @@ function filterForm(apply) {
   });
   for (const control of [mode, segment]) control.addEventListener("change", () => { if (control === segment || mode.value === "last") form.requestSubmit(); });
   return form;
+}
+
+/** Saves the applied filter as a segment (createSegment) and offers it in the list. */
+function saveSegmentForm(segment, close) {
+  const name = h("input", { id: "segment-name", "data-testid": "segment-name", maxlength: 200 });
+  const message = h("span", { role: "status", className: "muted" });
+  const box = h("div", { className: "save-segment", hidden: true },
+    h("label", { for: "segment-name" }, "Segment name"), name,
+    h("button", { type: "button", className: "primary", "data-testid": "save-segment-submit", onclick: async () => {
+      try {
+        const filter = userFilter();
+        delete filter.segmentId; // a segment of a segment would tie the two together
+        const result = (await gql(SAVE_SEGMENT, { input: { name: name.value.trim(), filter } })).createSegment;
+        if (result.errors.length) {
+          message.textContent = result.errors.map((e) => e.message).join("; ");
+          return;
+        }
+        const saved = result.segment;
+        segment.append(h("option", { value: saved.id }, `${saved.name} (${saved.userCount})`));
+        message.textContent = `Saved “${saved.name}”: ${saved.userCount} users now.`;
+      } catch (error) {
+        message.textContent = `Error: ${error.message}`;
+      }
+    } }, "Save"),
+    h("button", { type: "button", onclick: close }, "Close"), message);
+  return box;
 }
 
 function operatorSelect(condition, id) {
