@@ -374,12 +374,18 @@ async def test_filters_narrow_the_list(tab: Tab, site: RunningServer) -> None:
     await tab.page.click("[data-testid=add-event-filter]")
     event = tab.page.locator("[data-testid=event-condition]")
     await event.locator("[data-testid=condition-event]").select_option("type:click")
+    await event.locator("[data-testid=condition-property]").fill("path")
+    await event.locator("select[aria-label=Operator]").select_option("EQUALS")
+    await event.locator("[data-testid=condition-value]").fill("/")
     await event.locator("[data-testid=condition-at-least]").fill("2")
     await tab.page.click("[data-testid=apply-filters]")
-    did = [{"event": {"type": "click"}, "atLeast": 2}]
+    on_home = [{"property": "path", "op": "EQUALS", "value": "/"}]
+    did = [{"event": {"type": "click", "where": on_home}, "atLeast": 2}]
     both = (await query(site, USERS, filter={"properties": where, "events": did}))["users"]
     await summary_starts(tab, f"{both['totalCount']} user")
-    assert both["totalCount"] <= total
+    assert 0 < both["totalCount"] < total
+    names = await tab.page.locator(USER_ROW).locator("strong").all_inner_texts()
+    assert names == [e["node"]["displayName"] for e in both["edges"]]
     await shot(tab, "users-filtered")
     await tab.page.get_by_role("link", name=re.compile("^See all sessions")).first.click()
     await tab.page.wait_for_selector("[data-testid=highlight-note]")
@@ -413,6 +419,35 @@ async def test_sessions_page_filters_and_its_limitation(tab: Tab, site: RunningS
     assert more > count
     assert "included" in await notice.inner_text()
     await shot(tab, "sessions-page")
+
+    # By user properties: client-side sessions of the users whose plan is pro.
+    await tab.page.uncheck("[data-testid=include-server-only]")
+    await tab.page.select_option("[data-testid=sessions-event]", "")
+    by_property = tab.page.locator("[data-testid=sessions-user-property]")
+    await by_property.locator("[data-testid=condition-property]").fill("plan")
+    await by_property.locator("[data-testid=condition-value]").fill("pro")
+    await tab.page.get_by_role("button", name="Apply").click()
+    pro = [{"property": "plan", "op": "EQUALS", "value": "pro"}]
+    on_pro = await query(
+        site,
+        "query($p: [PropertyCondition!]) { sessions(filter: {userProperties: $p}) { totalCount } }",
+        p=pro,
+    )
+    await summary_starts(tab, f"{on_pro['sessions']['totalCount']} session")
+    assert "user properties" in await notice.inner_text()
+
+    # By one user: all of that user's sessions, server-only ones too.
+    await by_property.locator("[data-testid=condition-property]").fill("")
+    user_id, _ = await first_user_with(site, "raw")
+    await tab.page.fill("[data-testid=sessions-user]", user_id)
+    await tab.page.get_by_role("button", name="Apply").click()
+    theirs = await query(
+        site,
+        "query($u: String) { sessions(filter: {userId: $u}) { totalCount } }",
+        u=user_id,
+    )
+    await summary_starts(tab, f"{theirs['sessions']['totalCount']} session")
+    assert "all of that user's sessions" in await notice.inner_text()
     tab.clean()
 
 

@@ -46,6 +46,9 @@ function condition({ property, op, value: raw }) {
   return built;
 }
 
+/** One condition as a list of the API's PropertyCondition. */
+export const propertyCondition = (c) => [condition(c)];
+
 /** A TimeRange from {lastDays} or {from, to} (dates as the date inputs give them). */
 export function timeRange(seen) {
   if (seen.lastDays) return { lastDays: Number(seen.lastDays) };

@@ -1,9 +1,9 @@
 // The Sessions page: newest first, filtered by event and by user, its limitations in words.
 import { gql } from "./api.js";
 import { fill, h } from "./dom.js";
-import { eventMatch } from "./filters.js";
+import { eventMatch, propertyCondition as userFilterProperties } from "./filters.js";
 import { sessionRow } from "./user.js";
-import { choices, fillEventChoices, loadChoices, report, rowKeys } from "./users.js";
+import { choices, fillEventChoices, loadChoices, propertyRow, report, rowKeys } from "./users.js";
 
 const SESSIONS = `query Sessions($filter: SessionFilter, $after: String) {
   sessions(filter: $filter, first: 25, after: $after) {
@@ -15,7 +15,13 @@ const SESSIONS = `query Sessions($filter: SessionFilter, $after: String) {
     } }
   }
 }`;
-const state = { lastDays: 7, event: "", user: "", includeServerOnly: false };
+const state = {
+  lastDays: 7,
+  event: "",
+  user: "",
+  userProperty: { property: "", op: "EQUALS", value: "" },
+  includeServerOnly: false,
+};
 
 /** Renders the Sessions page into `main`. */
 export async function sessionsView(main) {
@@ -32,6 +38,7 @@ export async function sessionsView(main) {
       h("label", { for: "sessions-days" }, "In the last"), lastDays, h("span", {}, "days"),
       h("label", { for: "sessions-event" }, "with event"), event,
       h("label", { for: "sessions-user" }, "of user"), user,
+      h("span", { className: "condition inline", "data-testid": "sessions-user-property" }, h("span", { className: "kind" }, "whose"), propertyRow(state.userProperty, null, { legend: "User property", example: "plan" })),
       h("span", { className: "check" }, serverOnly, h("label", { for: "sessions-server-only" }, "Include server-only sessions")),
       h("button", { type: "submit", className: "primary" }, "Apply")));
   fill(main, h("h1", { tabindex: "-1" }, "Sessions"), form, notice, summary, list, more);
@@ -75,15 +82,18 @@ function sessionFilter() {
   const filter = { time: { lastDays: state.lastDays }, includeServerOnly: state.includeServerOnly };
   if (state.event) filter.event = eventMatch({ event: state.event });
   if (state.user) filter[/^\d+$/.test(state.user) ? "userId" : "identity"] = state.user;
+  const { property, op, value } = state.userProperty;
+  if (property.trim()) filter.userProperties = userFilterProperties({ property, op, value });
   return filter;
 }
 
 /** The documented limitations (SPEC §6) that apply to the current filter, in words. */
 function limitation() {
   if (state.user) return "Filtering by one user lists all of that user's sessions, client-side and server-only alike.";
-  if (state.event && !state.includeServerOnly) {
-    return "Filtering by an event lists only sessions that started client-side: a server-side event sent outside a visit (a server-only session) is not listed. Tick “Include server-only sessions” to list those too.";
+  const by = [state.event && "an event", state.userProperty.property.trim() && "user properties"].filter(Boolean);
+  if (by.length && !state.includeServerOnly) {
+    return `Filtering by ${by.join(" and ")} lists only sessions that started client-side: server-side events sent outside a visit (server-only sessions) are not listed. Tick “Include server-only sessions” to list those too.`;
   }
-  if (state.event) return "Server-only sessions are included.";
+  if (by.length) return "Server-only sessions are included.";
   return "";
 }

@@ -26,9 +26,15 @@ let choices = null;
 // Names offered in the property inputs: the API's own, then those seen on listed users.
 const propertyNames = new Set(["identity", "userId", "email"]);
 
+// Properties web autocapture records on every event, offered in an event condition's "where".
+const EVENT_PROPERTIES = ["path", "target_text", "domain", "href", "title", "hierarchy"];
+
 function namesList() {
   const list = document.getElementById("property-names") ?? document.body.appendChild(h("datalist", { id: "property-names" }));
   fill(list, [...propertyNames].map((name) => h("option", { value: name })));
+  if (!document.getElementById("event-property-names")) {
+    document.body.append(h("datalist", { id: "event-property-names" }, EVENT_PROPERTIES.map((name) => h("option", { value: name }))));
+  }
 }
 
 /** Renders the users list into `main`. */
@@ -204,9 +210,9 @@ function operatorSelect(condition, id) {
 }
 
 let ids = 0;
-function propertyRow(condition, remove, { legend = "User property", testid = "property-condition" } = {}) {
+function propertyRow(condition, remove, { legend = "User property", testid = "property-condition", names = "property-names", example = "identity" } = {}) {
   const n = ++ids;
-  const property = h("input", { id: `prop-${n}`, list: "property-names", value: condition.property, placeholder: "identity", "data-testid": "condition-property" });
+  const property = h("input", { id: `prop-${n}`, list: names, value: condition.property, placeholder: example, "data-testid": "condition-property" });
   const op = operatorSelect(condition, `op-${n}`);
   const value = h("input", { id: `value-${n}`, value: condition.value, placeholder: "value", "data-testid": "condition-value", hidden: !needsValue(condition.op) });
   property.addEventListener("input", () => { condition.property = property.value; });
@@ -231,7 +237,7 @@ function eventRow(condition, remove) {
   const lastDays = h("input", { type: "number", min: 1, id: `evdays-${n}`, value: condition.lastDays, className: "narrow", placeholder: "—" });
   lastDays.addEventListener("input", () => { condition.lastDays = lastDays.value; });
   return h("div", { className: "condition", "data-testid": "event-condition" }, did, event,
-    h("span", { className: "kind" }, "where"), propertyRow(condition.where, null, { legend: "Event property" }),
+    h("span", { className: "kind" }, "where"), propertyRow(condition.where, null, { legend: "Event property", names: "event-property-names", example: "path" }),
     h("label", { for: `atleast-${n}` }, "at least"), atLeast, h("span", {}, "times,"),
     h("label", { for: `evdays-${n}` }, "in the last"), lastDays, h("span", {}, "days"),
     h("button", { type: "button", className: "remove", "aria-label": "Remove this event condition", onclick: remove }, "×"));
@@ -254,4 +260,4 @@ export async function loadChoices(form) {
   segment.value = state.segmentId;
 }
 
-export { choices, fillEventChoices };
+export { choices, fillEventChoices, propertyRow };
