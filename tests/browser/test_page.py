@@ -4,8 +4,11 @@ A real dev server holds the data set `make serve` loads (the Makefile's DEMO peo
 DEMO_DAYS days); Playwright for Python drives Debian's /usr/bin/chromium. Every request the
 page makes to a host other than loopback is aborted and recorded, and each test asserts
 there was none. The page's answers are compared with what the public API answers for the
-same query. Screenshots go to tests/browser/screenshots/ (git-ignored). axe-core comes from
-npm (tests/browser/axe, pinned by its lock) and is injected into the page.
+same query. Screenshots go to tests/browser/screenshots/ (git-ignored): users-list,
+users-filtered, sessions-highlighted, user-sessions-events, event-defined, rage-clicks,
+sessions-page, api-key-asked. axe-core comes from npm (tests/browser/axe, pinned by its lock)
+and is injected into the page. The page's transferred size is held to PAGE_BUDGET_BYTES; the
+time to the first list is printed (the page marks it), never asserted.
 
 Without playwright, chromium, or node for axe-core, the tests are skipped and say why; with
 the CI environment variable set they fail instead, so that CI never passes unchecked.
