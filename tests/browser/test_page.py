@@ -451,6 +451,14 @@ async def test_sessions_page_filters_and_its_limitation(tab: Tab, site: RunningS
     )
     await summary_starts(tab, f"{theirs['sessions']['totalCount']} session")
     assert "all of that user's sessions" in await notice.inner_text()
+    # A session opens on its user's page, chosen, with its events.
+    first = tab.page.locator(SESSION_ROW).first
+    session_id = await first.get_attribute("data-session-id")
+    await first.locator("button").click()
+    await tab.page.wait_for_selector(EVENT_ITEM)
+    chosen = tab.page.locator(f"{SESSION_ROW}[data-session-id='{session_id}'] button")
+    assert await chosen.get_attribute("aria-current") == "true"
+    assert f"#/user/{user_id}" in tab.page.url
     tab.clean()
 
 
