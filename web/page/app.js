@@ -37,27 +37,48 @@ async function route() {
 
 function showError(error) {
   const why = error instanceof ApiError ? error.message : `${error.name}: ${error.message}`;
-  fill(main, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { className: "error", role: "alert" }, why),
-    h("p", {}, h("a", { href: "#/" }, "Back to users")));
+  fill(
+    main,
+    h("h1", { tabindex: "-1" }, "Something went wrong"),
+    h("p", { className: "error", role: "alert" }, why),
+    h("p", {}, h("a", { href: "#/" }, "Back to users")),
+  );
 }
 
 /** Outside dev mode the API answers 401 without a key: ask for one, keep it for this tab. */
 function askForKey(reason) {
-  const input = h("input", { id: "api-key", type: "password", autocomplete: "off", required: true, "data-testid": "api-key" });
-  const form = h("form", { className: "key-form" },
-    h("label", { for: "api-key" }, "API key"), input,
-    h("button", { type: "submit", className: "primary", "data-testid": "api-key-submit" }, "Use this key"));
+  const input = h("input", {
+    id: "api-key",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+    "data-testid": "api-key",
+  });
+  const form = h(
+    "form",
+    { className: "key-form" },
+    h("label", { for: "api-key" }, "API key"),
+    input,
+    h("button", { type: "submit", className: "primary", "data-testid": "api-key-submit" }, "Use this key"),
+  );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     rememberKey(input.value);
     route();
   });
-  fill(main,
+  fill(
+    main,
     h("h1", { tabindex: "-1" }, "An API key is needed"),
-    h("p", {}, "This server is not in dev mode, so its API needs a key (made with ", h("code", {}, "usertrail key create"),
-      "). A read key shows users and sessions; defining events needs an admin key. The key is kept for this browser tab only, and forgotten when it closes."),
+    h(
+      "p",
+      {},
+      "This server is not in dev mode, so its API needs a key (made with ",
+      h("code", {}, "usertrail key create"),
+      "). A read key shows users and sessions; defining events needs an admin key. The key is kept for this browser tab only, and forgotten when it closes.",
+    ),
     apiKey() ? h("p", { className: "error", role: "alert" }, `The key was refused: ${reason}`) : null,
-    form);
+    form,
+  );
   forgetKey();
   keyButton.hidden = true;
   input.focus();

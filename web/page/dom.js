@@ -1,4 +1,5 @@
 // Small DOM helpers: every piece of data goes in as text, never as HTML.
+import { NeedsKey } from "./api.js";
 
 /** An element: h("a", {href: "#/"}, "text", child, [more children]). */
 export function h(tag, attrs = {}, ...children) {
@@ -44,7 +45,11 @@ export const clock = (iso) => shortTime.format(new Date(iso));
 /** "3 minutes ago", "2 days ago". */
 export function ago(iso, now = Date.now()) {
   const seconds = Math.round((now - new Date(iso).getTime()) / 1000);
-  const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+  const units = [
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
   for (const [unit, size] of units) {
     if (seconds >= size) {
       const n = Math.floor(seconds / size);
@@ -85,3 +90,28 @@ export function debounce(fn, ms = 200) {
     timer = setTimeout(() => fn(...args), ms);
   };
 }
+
+/** Up / Down move between rows; Space opens a row like Enter does on its link. */
+export function rowKeys(event) {
+  const row = event.target.closest("tr, li");
+  if (!row) return;
+  if (event.key === " " && event.target.matches("a")) {
+    event.preventDefault();
+    event.target.click();
+    return;
+  }
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const sibling = event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling;
+  const target = sibling?.querySelector("a, button");
+  if (target) {
+    event.preventDefault();
+    target.focus();
+  }
+}
+
+/** Shows an error in `where` instead of losing it. */
+export const report = (where) => (error) => {
+  where.textContent = `Error: ${error.message}`;
+  where.classList.add("error");
+  if (error instanceof NeedsKey) window.dispatchEvent(new CustomEvent("usertrail:needs-key"));
+};

@@ -33,7 +33,11 @@ export const needsValue = (op) => !NO_VALUE.has(op);
 /** A condition's value as the API takes it: a list for IN / NOT_IN, none for IS_SET. */
 function value(op, raw) {
   if (NO_VALUE.has(op)) return null;
-  if (LIST_VALUE.has(op)) return raw.split(",").map((part) => part.trim()).filter(Boolean);
+  if (LIST_VALUE.has(op))
+    return raw
+      .split(",")
+      .map((part) => part.trim())
+      .filter(Boolean);
   // Comparisons take numbers; any other operator compares the text form, so text stays text.
   if (NUMERIC.has(op) && NUMBER.test(raw)) return Number(raw);
   return raw;
@@ -77,11 +81,13 @@ export function userFilter() {
   const filter = { seen: timeRange(state.seen) };
   const properties = state.properties.filter((c) => c.property.trim()).map(condition);
   if (properties.length) filter.properties = properties;
-  const events = state.events.filter((c) => c.event).map((c) => {
-    const built = { event: eventMatch(c), did: c.did, atLeast: Math.max(1, Number(c.atLeast) || 1) };
-    if (Number(c.lastDays) > 0) built.time = { lastDays: Number(c.lastDays) };
-    return built;
-  });
+  const events = state.events
+    .filter((c) => c.event)
+    .map((c) => {
+      const built = { event: eventMatch(c), did: c.did, atLeast: Math.max(1, Number(c.atLeast) || 1) };
+      if (Number(c.lastDays) > 0) built.time = { lastDays: Number(c.lastDays) };
+      return built;
+    });
   if (events.length) filter.events = events;
   if (state.segmentId) filter.segmentId = state.segmentId;
   return filter;

@@ -1,7 +1,8 @@
 // The users list: newest activity first, a time filter, conditions, keyset paging, the total.
-import { NeedsKey, gql } from "./api.js";
-import { ago, day, exact, fill, h, place, text } from "./dom.js";
-import { OPERATORS, describeSeen, highlightMatch, needsValue, state, userFilter } from "./filters.js";
+import { gql } from "./api.js";
+import { filterForm, loadChoices, offerPropertyNames } from "./conditions.js";
+import { ago, day, exact, fill, h, place, report, rowKeys, text } from "./dom.js";
+import { describeSeen, highlightMatch, state, userFilter } from "./filters.js";
 
 const PAGE = 25;
 const USERS = `query Users($filter: UserFilter, $first: Int, $after: String) {
@@ -15,27 +16,9 @@ const USERS = `query Users($filter: UserFilter, $first: Int, $after: String) {
     } }
   }
 }`;
-const SAVE_SEGMENT = `mutation Save($input: SegmentInput!) {
-  createSegment(input: $input) { segment { id name userCount } errors { field message } }
-}`;
-const CHOICES = `query Choices { eventNames { type serverSide count } eventDefinitions { id name } segments { id name userCount } }`;
 // Properties Usertrail sets itself: the list shows the customer's own ones first.
 const AUTOCAPTURED = /^(Initial |Date First Seen$|User ID$|Email$|Identity$)/;
 const FALLBACK = ["Initial Browser", "Initial Country", "Initial Marketing Channel"];
-let choices = null;
-// Names offered in the property inputs: the API's own, then those seen on listed users.
-const propertyNames = new Set(["identity", "userId", "email"]);
-
-// Properties web autocapture records on every event, offered in an event condition's "where".
-const EVENT_PROPERTIES = ["path", "target_text", "domain", "href", "title", "hierarchy"];
-
-function namesList() {
-  const list = document.getElementById("property-names") ?? document.body.appendChild(h("datalist", { id: "property-names" }));
-  fill(list, [...propertyNames].map((name) => h("option", { value: name })));
-  if (!document.getElementById("event-property-names")) {
-    document.body.append(h("datalist", { id: "event-property-names" }, EVENT_PROPERTIES.map((name) => h("option", { value: name }))));
-  }
-}
 
 /** Renders the users list into `main`. */
 export async function usersView(main) {
@@ -43,15 +26,25 @@ export async function usersView(main) {
   const summary = h("p", { className: "summary", role: "status" }, "Loading users…");
   const more = h("button", { type: "button", className: "more", hidden: true }, "Load more");
   const form = filterForm(() => load());
-  const table = h("table", { className: "list users" },
+  const table = h(
+    "table",
+    { className: "list users" },
     h("caption", { className: "sr-only" }, "Users, newest activity first"),
-    h("thead", {}, h("tr", {},
-      h("th", { scope: "col" }, "User"),
-      h("th", { scope: "col" }, "Properties"),
-      h("th", { scope: "col" }, "First session"),
-      h("th", { scope: "col" }, "Last seen"),
-      h("th", { scope: "col" }, h("span", { className: "sr-only" }, "Actions")))),
-    rows);
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, "User"),
+        h("th", { scope: "col" }, "Properties"),
+        h("th", { scope: "col" }, "First session"),
+        h("th", { scope: "col" }, "Last seen"),
+        h("th", { scope: "col" }, h("span", { className: "sr-only" }, "Actions")),
+      ),
+    ),
+    rows,
+  );
   rows.addEventListener("keydown", rowKeys);
   rows.addEventListener("click", (event) => {
     const row = event.target.closest("tr");
@@ -62,7 +55,11 @@ export async function usersView(main) {
   let after = null;
   let shown = 0;
   async function load(next = false) {
-    if (!next) { after = null; shown = 0; rows.replaceChildren(); }
+    if (!next) {
+      after = null;
+      shown = 0;
+      rows.replaceChildren();
+    }
     more.disabled = true;
     summary.textContent = "Loading users…";
     const data = await gql(USERS, { filter: userFilter(), first: PAGE, after });
@@ -70,16 +67,16 @@ export async function usersView(main) {
     const highlight = highlightMatch();
     for (const { node } of edges) {
       rows.append(userRow(node, highlight));
-      for (const name of Object.keys(node.properties)) propertyNames.add(name);
+      offerPropertyNames(Object.keys(node.properties));
     }
-    namesList();
     shown += edges.length;
     after = pageInfo.endCursor;
     more.hidden = !pageInfo.hasNextPage;
     more.disabled = false;
     summary.textContent = `${totalCount} user${totalCount === 1 ? "" : "s"} seen ${describeSeen(state.seen)}${filtered() ? ", matching the filters" : ""}; showing ${shown}.`;
     if (!performance.getEntriesByName("first-users-list").length) performance.mark("first-users-list");
-    if (!edges.length && !next) rows.append(h("tr", {}, h("td", { colspan: 5, className: "empty" }, "No users match.")));
+    if (!edges.length && !next)
+      rows.append(h("tr", {}, h("td", { colspan: 5, className: "empty" }, "No users match.")));
   }
   more.addEventListener("click", () => load(true).catch(report(summary)));
   await load();
@@ -91,173 +88,86 @@ const filtered = () => state.properties.length || state.events.length || state.s
 function userRow(user, highlight) {
   const own = Object.entries(user.properties).filter(([name]) => !AUTOCAPTURED.test(name));
   // An anonymous user often has none of its own: show where it came from instead.
-  const captured = FALLBACK.filter((name) => name in user.properties).map((name) => [name, user.properties[name]]);
+  const captured = FALLBACK.filter((name) => name in user.properties).map((name) => [
+    name,
+    user.properties[name],
+  ]);
   const shownProperties = (own.length ? own : captured).slice(0, 3);
   const location = place(user.initialLocation);
   const first = user.firstSession?.startTime;
-  const actions = [h("a", { href: `#/user/${encodeURIComponent(user.userId)}`, "aria-label": `View sessions of ${user.displayName}` }, "View sessions")];
-  if (highlight) actions.push(" · ", h("a", { href: `#/user/${encodeURIComponent(user.userId)}?highlight=1`, "aria-label": `See all sessions of ${user.displayName}, matching ones highlighted` }, "See all sessions"));
-  return h("tr", { "data-testid": "user-row", "data-user-id": user.userId },
-    h("td", {}, h("span", { className: "who" }, h("span", { className: "avatar", "aria-hidden": "true" }, initials(user.displayName)), h("strong", {}, user.displayName))),
-    h("td", { className: "props" }, shownProperties.length
-      ? shownProperties.map(([name, value]) => h("span", { className: "chip" }, h("span", { className: "chip-name" }, name), " ", text(value)))
-      : h("span", { className: "muted" }, "—")),
-    h("td", {}, first ? h("span", { title: location ? `First session in ${location}` : "Location unknown", className: "hover" }, day(first)) : "—"),
-    h("td", {}, h("time", { datetime: user.lastSeen, title: exact(user.lastSeen), className: "hover" }, ago(user.lastSeen))),
-    h("td", { className: "actions" }, actions));
+  const actions = [
+    h(
+      "a",
+      {
+        href: `#/user/${encodeURIComponent(user.userId)}`,
+        "aria-label": `View sessions of ${user.displayName}`,
+      },
+      "View sessions",
+    ),
+  ];
+  if (highlight)
+    actions.push(
+      " · ",
+      h(
+        "a",
+        {
+          href: `#/user/${encodeURIComponent(user.userId)}?highlight=1`,
+          "aria-label": `See all sessions of ${user.displayName}, matching ones highlighted`,
+        },
+        "See all sessions",
+      ),
+    );
+  return h(
+    "tr",
+    { "data-testid": "user-row", "data-user-id": user.userId },
+    h(
+      "td",
+      {},
+      h(
+        "span",
+        { className: "who" },
+        h("span", { className: "avatar", "aria-hidden": "true" }, initials(user.displayName)),
+        h("strong", {}, user.displayName),
+      ),
+    ),
+    h(
+      "td",
+      { className: "props" },
+      shownProperties.length
+        ? shownProperties.map(([name, value]) =>
+            h("span", { className: "chip" }, h("span", { className: "chip-name" }, name), " ", text(value)),
+          )
+        : h("span", { className: "muted" }, "—"),
+    ),
+    h(
+      "td",
+      {},
+      first
+        ? h(
+            "span",
+            { title: location ? `First session in ${location}` : "Location unknown", className: "hover" },
+            day(first),
+          )
+        : "—",
+    ),
+    h(
+      "td",
+      {},
+      h(
+        "time",
+        { datetime: user.lastSeen, title: exact(user.lastSeen), className: "hover" },
+        ago(user.lastSeen),
+      ),
+    ),
+    h("td", { className: "actions" }, actions),
+  );
 }
 
 function initials(name) {
-  const letters = name.replace(/@.*/, "").split(/[\s._-]+/).filter(Boolean).map((part) => part[0]);
+  const letters = name
+    .replace(/@.*/, "")
+    .split(/[\s._-]+/)
+    .filter(Boolean)
+    .map((part) => part[0]);
   return (letters.slice(0, 2).join("") || "?").toUpperCase();
 }
-
-/** Up / Down move between rows; Space opens a row like Enter does on its link. */
-export function rowKeys(event) {
-  const row = event.target.closest("tr, li");
-  if (!row) return;
-  if (event.key === " " && event.target.matches("a")) {
-    event.preventDefault();
-    event.target.click();
-    return;
-  }
-  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
-  const sibling = event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling;
-  const target = sibling?.querySelector("a, button");
-  if (target) {
-    event.preventDefault();
-    target.focus();
-  }
-}
-
-/** Shows an error in `where` instead of losing it. */
-export const report = (where) => (error) => {
-  where.textContent = `Error: ${error.message}`;
-  where.classList.add("error");
-  if (error instanceof NeedsKey) window.dispatchEvent(new CustomEvent("usertrail:needs-key"));
-};
-
-function filterForm(apply) {
-  const form = h("form", { className: "filters", "aria-label": "Filter users" });
-  const conditions = h("div", { className: "conditions" });
-  const lastDays = h("input", { type: "number", min: 1, max: 3650, id: "seen-days", value: state.seen.lastDays ?? 7, className: "narrow" });
-  const from = h("input", { type: "date", id: "seen-from", value: state.seen.from ?? "" });
-  const to = h("input", { type: "date", id: "seen-to", value: state.seen.to ?? "" });
-  const mode = h("select", { id: "seen-mode" },
-    h("option", { value: "last" }, "In the last"),
-    h("option", { value: "between" }, "Between"));
-  mode.value = state.seen.lastDays ? "last" : "between";
-  const lastPart = h("span", { className: "last-part" }, lastDays, h("label", { for: "seen-days" }, " days"));
-  const betweenPart = h("span", { className: "between-part" }, h("label", { for: "seen-from", className: "sr-only" }, "From"), from, " and ", h("label", { for: "seen-to", className: "sr-only" }, "To"), to);
-  const sync = () => { lastPart.hidden = mode.value !== "last"; betweenPart.hidden = mode.value === "last"; };
-  sync();
-  mode.addEventListener("change", sync);
-  const segment = h("select", { id: "segment", "data-testid": "segment-select" }, h("option", { value: "" }, "All users"));
-  const time = h("fieldset", { className: "time" }, h("legend", {}, "Seen"), h("label", { for: "seen-mode", className: "sr-only" }, "Time range"), mode, lastPart, betweenPart,
-    h("label", { for: "segment" }, "Segment"), segment);
-
-  const redraw = () => fill(conditions,
-    state.properties.map((c, i) => propertyRow(c, () => { state.properties.splice(i, 1); redraw(); })),
-    state.events.map((c, i) => eventRow(c, () => { state.events.splice(i, 1); redraw(); })));
-  redraw();
-  const addProperty = h("button", { type: "button", "data-testid": "add-property-filter", onclick: () => { state.properties.push({ property: "", op: "CONTAINS", value: "" }); redraw(); conditions.querySelector(".condition:nth-last-child(1) input")?.focus(); } }, "+ User property");
-  const addEvent = h("button", { type: "button", "data-testid": "add-event-filter", onclick: () => { state.events.push({ did: true, event: "", where: { property: "", op: "EQUALS", value: "" }, atLeast: 1, lastDays: "" }); redraw(); conditions.querySelector(".condition:nth-last-child(1) select")?.focus(); } }, "+ Did event");
-  const submit = h("button", { type: "submit", className: "primary", "data-testid": "apply-filters" }, "Apply");
-  const save = h("button", { type: "button", "data-testid": "save-segment" }, "Save as segment…");
-  const saving = saveSegmentForm(segment, () => { saving.hidden = true; save.focus(); });
-  save.addEventListener("click", () => { saving.hidden = false; saving.querySelector("input").focus(); });
-  form.append(time, conditions, h("div", { className: "buttons" }, addProperty, addEvent, submit, save), saving);
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    state.seen = mode.value === "last" ? { lastDays: Number(lastDays.value) || 7 } : { from: from.value, to: to.value };
-    state.segmentId = segment.value;
-    apply().catch(report(form.parentElement.querySelector(".summary")));
-  });
-  for (const control of [mode, segment]) control.addEventListener("change", () => { if (control === segment || mode.value === "last") form.requestSubmit(); });
-  return form;
-}
-
-/** Saves the applied filter as a segment (createSegment) and offers it in the list. */
-function saveSegmentForm(segment, close) {
-  const name = h("input", { id: "segment-name", "data-testid": "segment-name", maxlength: 200 });
-  const message = h("span", { role: "status", className: "muted" });
-  const box = h("div", { className: "save-segment", hidden: true },
-    h("label", { for: "segment-name" }, "Segment name"), name,
-    h("button", { type: "button", className: "primary", "data-testid": "save-segment-submit", onclick: async () => {
-      try {
-        const filter = userFilter();
-        delete filter.segmentId; // a segment of a segment would tie the two together
-        const result = (await gql(SAVE_SEGMENT, { input: { name: name.value.trim(), filter } })).createSegment;
-        if (result.errors.length) {
-          message.textContent = result.errors.map((e) => e.message).join("; ");
-          return;
-        }
-        const saved = result.segment;
-        segment.append(h("option", { value: saved.id }, `${saved.name} (${saved.userCount})`));
-        message.textContent = `Saved “${saved.name}”: ${saved.userCount} users now.`;
-      } catch (error) {
-        message.textContent = `Error: ${error.message}`;
-      }
-    } }, "Save"),
-    h("button", { type: "button", onclick: close }, "Close"), message);
-  return box;
-}
-
-function operatorSelect(condition, id) {
-  const select = h("select", { id, "aria-label": "Operator" }, OPERATORS.map(([op, label]) => h("option", { value: op }, label)));
-  select.value = condition.op;
-  return select;
-}
-
-let ids = 0;
-function propertyRow(condition, remove, { legend = "User property", testid = "property-condition", names = "property-names", example = "identity" } = {}) {
-  const n = ++ids;
-  const property = h("input", { id: `prop-${n}`, list: names, value: condition.property, placeholder: example, "data-testid": "condition-property" });
-  const op = operatorSelect(condition, `op-${n}`);
-  const value = h("input", { id: `value-${n}`, value: condition.value, placeholder: "value", "data-testid": "condition-value", hidden: !needsValue(condition.op) });
-  property.addEventListener("input", () => { condition.property = property.value; });
-  op.addEventListener("change", () => { condition.op = op.value; value.hidden = !needsValue(op.value); });
-  value.addEventListener("input", () => { condition.value = value.value; });
-  const parts = [h("label", { for: `prop-${n}`, className: "sr-only" }, `${legend} name`), property, op, h("label", { for: `value-${n}`, className: "sr-only" }, "Value"), value];
-  if (!remove) return parts;
-  return h("div", { className: "condition", "data-testid": testid }, h("span", { className: "kind" }, legend), parts,
-    h("button", { type: "button", className: "remove", "aria-label": `Remove this ${legend.toLowerCase()} condition`, onclick: remove }, "×"));
-}
-
-function eventRow(condition, remove) {
-  const n = ++ids;
-  const did = h("select", { id: `did-${n}`, "aria-label": "Did or did not" }, h("option", { value: "true" }, "Did"), h("option", { value: "false" }, "Did not do"));
-  did.value = String(condition.did);
-  did.addEventListener("change", () => { condition.did = did.value === "true"; });
-  const event = h("select", { id: `event-${n}`, className: "event-choice", "data-testid": "condition-event", "aria-label": "Event" });
-  fillEventChoices(event, condition.event);
-  event.addEventListener("change", () => { condition.event = event.value; });
-  const atLeast = h("input", { type: "number", min: 1, id: `atleast-${n}`, value: condition.atLeast, className: "narrow", "data-testid": "condition-at-least" });
-  atLeast.addEventListener("input", () => { condition.atLeast = atLeast.value; });
-  const lastDays = h("input", { type: "number", min: 1, id: `evdays-${n}`, value: condition.lastDays, className: "narrow", placeholder: "—" });
-  lastDays.addEventListener("input", () => { condition.lastDays = lastDays.value; });
-  return h("div", { className: "condition", "data-testid": "event-condition" }, did, event,
-    h("span", { className: "kind" }, "where"), propertyRow(condition.where, null, { legend: "Event property", names: "event-property-names", example: "path" }),
-    h("label", { for: `atleast-${n}` }, "at least"), atLeast, h("span", {}, "times,"),
-    h("label", { for: `evdays-${n}` }, "in the last"), lastDays, h("span", {}, "days"),
-    h("button", { type: "button", className: "remove", "aria-label": "Remove this event condition", onclick: remove }, "×"));
-}
-
-function fillEventChoices(select, chosen) {
-  fill(select, h("option", { value: "" }, "choose an event…"),
-    choices?.eventDefinitions.length ? h("optgroup", { label: "Defined events" }, choices.eventDefinitions.map((d) => h("option", { value: `def:${d.id}` }, d.name))) : null,
-    choices ? h("optgroup", { label: "Raw events" }, choices.eventNames.map((e) => h("option", { value: `type:${e.type}` }, `${e.type}${e.serverSide ? " (server)" : ""}`))) : null);
-  select.value = chosen;
-}
-
-/** Loads the choices of the filter drop-downs (events, segments) and property names. */
-export async function loadChoices(form) {
-  choices = await gql(CHOICES);
-  for (const select of form.querySelectorAll(".event-choice")) fillEventChoices(select, select.value);
-  const segment = form.querySelector("#segment");
-  if (!segment) return;
-  for (const s of choices.segments) segment.append(h("option", { value: s.id }, `${s.name} (${s.userCount})`));
-  segment.value = state.segmentId;
-}
-
-export { choices, fillEventChoices, propertyRow };
