@@ -17,7 +17,11 @@ ROUTE ?= heap
 DB ?= sqlite
 PROFILE_ARGS ?=
 
-.PHONY: serve test test-pg lint schema bench profile clean install
+.PHONY: serve test test-pg lint schema bench profile clean install assets maybe-assets
+
+# GraphiQL's browser files: npm packages (web/package-lock.json) bundled into server/static/build/.
+ASSETS := server/static/build/manifest.json
+ASSET_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/*/*.js web/*/*.css)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3 if that is 3.11+)"; exit 1; }
@@ -26,16 +30,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) maybe-assets
 
-serve: $(STAMP)  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
+$(ASSETS): $(ASSET_SOURCES)
+	cd web && npm ci --prefer-offline --no-audit --no-fund --loglevel=error && node build.mjs
+
+assets: $(ASSETS)  ## build GraphiQL's browser files from npm packages (needs Node 20+ and npm)
+
+# serve, install and test build the assets when node and npm exist; without them (or when the
+# build fails, e.g. offline with an empty npm cache) the server still runs, and /graphql in a
+# browser says how to build them.
+maybe-assets:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) -s --no-print-directory assets || echo "warning: GraphiQL's assets did not build (see above); the server runs without them"; \
+	elif [ -f $(ASSETS) ]; then \
+		echo "note: node and npm not found: GraphiQL's assets stay as last built"; \
+	else \
+		echo "note: node and npm not found: GraphiQL's assets are not built (make assets needs Node 20+ and npm)"; \
+	fi
+
+serve: $(STAMP) maybe-assets  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
 	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL) \
 		--demo-if-empty $(DEMO) --demo-days $(DEMO_DAYS)
 
-test: $(STAMP)  ## the whole suite on SQLite (PostgreSQL-only tests skip, saying why, without a server)
+test: $(STAMP) maybe-assets  ## the whole suite on SQLite (PostgreSQL-only tests skip, saying why, without a server)
 	$(BIN)/python -m pytest -q
 
-test-pg: $(STAMP)  ## the whole suite on PostgreSQL
+test-pg: $(STAMP) maybe-assets  ## the whole suite on PostgreSQL
 	USERTRAIL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -52,4 +73,4 @@ profile: $(STAMP)  ## py-spy on the server while one route ingests: cores per th
 	$(BIN)/python -m bench.profile --route $(ROUTE) --database $(DB) $(PROFILE_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis web/node_modules server/static/build

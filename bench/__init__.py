@@ -7,6 +7,8 @@ Every figure comes with its comparison from the same run:
   PostgreSQL, beside the raw rate of inserting the same rows into the events table with a
   plain `executemany` (SQLite) or COPY (PostgreSQL): the limit;
 - the server's peak RSS (VmHWM) during each ingestion run;
+- the latency of one 1000-event `trackBatch` request of realistic events (target ≤ 6 s;
+  the suite checks the same batch is stored, without timing it);
 - query latency p50/p95 over HTTP on a demo data set (default 100,000 people, ~1,000,000
   events), and SQL statements per query at two page sizes (in-process, counted by
   `Database.statement_count`);

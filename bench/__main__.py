@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 from rich.console import Console
 
-from bench import bench_definitions, ingestion, peer, queries
+from bench import bench_definitions, ingestion, peer, queries, request_latency
 from bench import dataset as datasets
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
 from bench.report import build_table
@@ -39,6 +39,7 @@ QUICK = {
     "ingest_rounds": 1,
     "max_shape_seconds": 10.0,
     "definition_events": 20_000,
+    "latency_runs": 2,
 }
 FULL = {
     "users": 100_000,
@@ -47,6 +48,7 @@ FULL = {
     "ingest_rounds": 3,
     "max_shape_seconds": 60.0,
     "definition_events": 1_000_000,
+    "latency_runs": 10,
 }
 
 
@@ -81,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "--definition-events",
         type=int,
         help="stored events defineEvent backfills over, SQLite (1,000,000; 0 skips)",
+    )
+    parser.add_argument(
+        "--latency-runs", type=int, help="1000-event trackBatch requests timed per database (10)"
     )
     parser.add_argument("--runs", type=int, help="requests per query shape (30)")
     parser.add_argument(
@@ -128,6 +133,7 @@ class Run:
             "errors": [],
             "shapes": [{"key": s.key, "label": s.label} for s in queries.SHAPES],
             "ingestion": {},
+            "request_latency": {},
             "queries": {},
             "statements": {},
             "query_server_peak_rss_mb": {},
@@ -203,6 +209,13 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
         )
 
     await bench.stage("ingestion", ingest)
+
+    async def latency() -> None:
+        results["request_latency"] = await request_latency.run(
+            databases, dialects, runs=args.latency_runs, say=bench.say
+        )
+
+    await bench.stage("request latency", latency)
     if args.definition_events > 0:
 
         async def define() -> None:

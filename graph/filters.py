@@ -8,6 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
+from graph import input_conversion
 from graph.enums import EventSource
 
 
@@ -37,6 +38,10 @@ class TimeRange:
         default=None, name="from", description="Start (inclusive)."
     )
     to: datetime | None = strawberry.field(default=None, description="End (inclusive).")
+
+
+# Its own from_input refuses an unreadable `from` or `to`, naming it (graph/scalars.py).
+input_conversion.install(TimeRange)
 
 
 @strawberry.input(

@@ -7,14 +7,22 @@ class: each field is copied (scalars, enums), built by the nested input class's 
 for anything else (Maybe, GlobalID, lazy or generic types), converted by Strawberry itself.
 The result is the instance Strawberry would build: graphql-core has already coerced and
 validated the value, filled in published defaults and left out omitted fields.
+
+One check is added: a DateTime field holding a value the scalar could not read
+(`UnreadableTime`, graph/scalars.py) is refused with BAD_USER_INPUT naming the argument
+(`filter.seen.from`), unless the field is marked `CHECKED_PER_ITEM` (ingestion timestamps,
+refused per event by the service). Every input class with a DateTime field is installed
+(tests/graph/test_bad_timestamps.py checks it), so no such value reaches a resolver unseen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.relay import GlobalID
 from strawberry.scalars import is_scalar
 from strawberry.types.arguments import InputContext
@@ -27,6 +35,10 @@ from strawberry.types.base import (
 from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.unset import UNSET
 
+from graph.scalars import checked_per_item
+from services.clock import UnreadableTime
+from services.limits import unreadable_time
+
 Convert = Callable[[Any, InputContext, str], Any]
 
 
@@ -35,6 +47,24 @@ class _Field:
     graphql_name: str
     python_name: str
     convert: Convert | None  # None: the value is used as it is
+
+
+class _Unreadable(Exception):
+    """An UnreadableTime where none may be; `path` grows as it leaves nested inputs."""
+
+    def __init__(self, sent: Any):
+        super().__init__()
+        self.sent = sent
+        self.path: list[str | int] = []
+
+    def refusal(self, outer: tuple[str | int, ...]) -> GraphQLError:
+        where = ".".join(
+            f"{part}" if isinstance(part, str) else f"[{part}]" for part in (*outer, *self.path)
+        ).replace(".[", "[")
+        return GraphQLError(
+            unreadable_time(self.sent, where),
+            extensions={"code": "BAD_USER_INPUT", "field": where},
+        )
 
 
 def install(*classes: type) -> None:
@@ -54,28 +84,53 @@ class _Builder:
         self.fields: list[_Field] | None = None
 
     def build(self, cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+        """Strawberry's `from_input`: the instance, or a GraphQL error naming a bad DateTime."""
+        try:
+            return self.make(cls, value, context)
+        except _Unreadable as refused:
+            raise refused.refusal(context.path) from None
+
+    def make(self, cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
+        """The instance; `_Unreadable` for a DateTime no field here may hold."""
         fields = self.fields if self.fields is not None else self._plan(context)
         kwargs: dict[str, Any] = {}
         for field in fields:
             if field.graphql_name in value:
                 item = value[field.graphql_name]
                 if field.convert is not None and item is not None and item is not UNSET:
-                    item = field.convert(item, context, field.graphql_name)
+                    try:
+                        item = field.convert(item, context, field.graphql_name)
+                    except _Unreadable as refused:
+                        refused.path.insert(0, field.graphql_name)
+                        raise
                 kwargs[field.python_name] = item
         return cls(**kwargs)
 
     def _plan(self, context: InputContext) -> list[_Field]:
         definition = self.cls.__strawberry_definition__
-        fields = [
-            _Field(
-                context.config.name_converter.from_field(field),
-                field.python_name,
-                _converter(field.resolve_type(type_definition=definition), context),
+        fields = []
+        for field in definition.fields:
+            type_ = field.resolve_type(type_definition=definition)
+            convert = _converter(type_, context)
+            if _is_datetime(type_) and not checked_per_item(field):
+                convert = _readable_time
+            fields.append(
+                _Field(context.config.name_converter.from_field(field), field.python_name, convert)
             )
-            for field in definition.fields
-        ]
         self.fields = fields
         return fields
+
+
+def _is_datetime(type_: Any) -> bool:
+    if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
+        type_ = type_.of_type
+    return type_ is datetime
+
+
+def _readable_time(value: Any, _context: InputContext, _name: str) -> Any:
+    if isinstance(value, UnreadableTime):
+        raise _Unreadable(value.sent)
+    return value
 
 
 def _converter(type_: Any, context: InputContext) -> Convert | None:
@@ -126,7 +181,14 @@ def _nested(cls: type) -> Convert:
 
 def _list_of(cls: type) -> Convert:
     def convert(value: Any, context: InputContext, name: str) -> list[Any]:
-        return [None if item is None else _build(cls, item, context, name) for item in value]
+        built = []
+        for index, item in enumerate(value):
+            try:
+                built.append(None if item is None else _build(cls, item, context, name))
+            except _Unreadable as refused:
+                refused.path.insert(0, index)
+                raise
+        return built
 
     return convert
 
@@ -136,4 +198,7 @@ def _build(cls: type, value: Any, context: InputContext, name: str) -> Any:
     build = cls.__strawberry_definition__.from_input
     if build is None:
         return context.convert(value, cls, name)
+    builder = getattr(build, "__self__", None)
+    if isinstance(builder, _Builder):  # a bad DateTime inside is named from the outer input
+        return builder.make(cls, value, context)
     return build(cls, value, context)

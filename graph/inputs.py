@@ -9,6 +9,8 @@ from strawberry.scalars import JSON
 
 from graph import input_conversion
 from graph.enums import EventSource
+from graph.scalars import CHECKED_PER_ITEM
+from services.limits import MAX_EVENT_PROPERTIES, MAX_USER_PROPERTIES, MAX_USER_PROPERTY_BYTES
 
 
 @strawberry.input(description="Where an event happened, as the caller knows it.")
@@ -47,9 +49,18 @@ class TrackInput:
         default=EventSource.SERVER, description="Where the event comes from."
     )
     timestamp: datetime | None = strawberry.field(
-        default=None, description="Default: time received."
+        default=None,
+        description="When it happened, ISO 8601 / RFC 3339 (`2026-03-02T10:00:00Z`, "
+        "`2026-03-02T12:00:00+02:00`); without an offset: UTC. Default: the time received. "
+        "An unreadable timestamp, one before 2000 or more than a day ahead refuses this event "
+        "alone (INVALID_TIMESTAMP); the others are stored.",
+        metadata=CHECKED_PER_ITEM,
     )
-    properties: JSON | None = strawberry.field(default=None, description="Event properties (flat).")
+    properties: JSON | None = strawberry.field(
+        default=None,
+        description=f"Event properties (flat), at most {MAX_EVENT_PROPERTIES} "
+        "(TOO_MANY_PROPERTIES).",
+    )
     context: EventContext | None = strawberry.field(
         default=None, description="Page, device, location."
     )
@@ -62,14 +73,25 @@ class TrackInput:
 class IdentifyInput:
     user_id: str = strawberry.field(description="The anonymous user's id.")
     identity: str = strawberry.field(description="The identity to give it.")
-    timestamp: datetime | None = strawberry.field(default=None, description="When it happened.")
+    timestamp: datetime | None = strawberry.field(
+        default=None,
+        description="When it happened, ISO 8601 / RFC 3339; without an offset: UTC. An "
+        "unreadable one is refused as INVALID_TIMESTAMP in `errors`.",
+        metadata=CHECKED_PER_ITEM,
+    )
 
 
 @strawberry.input(description="Properties for one user, named by identity or userId.")
 class UserPropertiesInput:
     identity: str | None = strawberry.field(default=None, description="The user's identity.")
     user_id: str | None = strawberry.field(default=None, description="The user's id.")
-    properties: JSON = strawberry.field(description="Properties to set (overwrite per key).")
+    properties: JSON = strawberry.field(
+        description="Properties to set (overwrite per key). A user holds at most "
+        f"{MAX_USER_PROPERTIES} custom properties and {MAX_USER_PROPERTY_BYTES // 1024} KiB of "
+        "them as JSON; a call that would add more is refused "
+        "(TOO_MANY_PROPERTIES). In a merge the identified user's properties are kept, then "
+        "the other's in name order while they fit."
+    )
 
 
 # Converted with a cached plan rather than Strawberry's per-field type dispatch

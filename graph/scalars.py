@@ -1,29 +1,56 @@
 """Scalar definitions that replace Strawberry's built-in ones, under the same names.
 
-DateTime: Strawberry parses input with dateutil's `isoparse` (~10 µs); a 500-event
-`trackBatch` spends ~5 ms on it. `datetime.fromisoformat` reads the usual ISO 8601 forms
-(Python 3.11+) in well under a microsecond; whatever it refuses still goes to `isoparse`,
-so every input accepted before is accepted now, with the same value.
+DateTime reads input with `services.clock.parse_time`: the standard library first (well
+under a microsecond; dateutil's `isoparse`, Strawberry's parser, takes ~10 µs, ~5 ms for a
+500-event `trackBatch`), dateutil for the rest of ISO 8601, so every input accepted before
+is accepted now, with the same value.
+
+A value that is no date-time does not fail the request: it is read as `UnreadableTime`.
+Ingestion inputs carry it to the service, which refuses that one event (INVALID_TIMESTAMP,
+SPEC §3) and stores the others; every other DateTime field (a TimeRange's `from` and `to`)
+refuses it with BAD_USER_INPUT naming the argument (graph/input_conversion.py). Literals
+and variables, on graphql-core's path and on graph/variables.py's, all come through
+`parse_value`, so they behave alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any
 
-import dateutil.parser
-from strawberry.schema.types.base_scalars import DateTimeDefinition, wrap_parser
+from strawberry.schema.types.base_scalars import DateTimeDefinition
+from strawberry.types.field import StrawberryField
+
+from services.clock import UnreadableTime, parse_time
+
+DESCRIPTION = (
+    "A date and time, ISO 8601 / RFC 3339: `2026-03-02T10:00:00Z`, "
+    "`2026-03-02T12:00:00.250+02:00`. Output is always UTC with its offset. On input a value "
+    "without an offset is read as UTC (`2026-03-02T10:00:00` is 10:00 UTC) and a date alone "
+    "as midnight UTC. An event timestamp that is no valid date-time refuses that event alone "
+    "(error code INVALID_TIMESTAMP); elsewhere it is refused with BAD_USER_INPUT."
+)
+# Field metadata of the inputs whose DateTime the service validates per item.
+CHECKED_PER_ITEM = {"usertrail.datetime": "checked per item by the ingestion service"}
 
 
-def parse_datetime(value: str) -> datetime:
-    """An ISO 8601 date-time: the standard library first, dateutil for the rest."""
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return dateutil.parser.isoparse(value)
+def read_datetime(value: Any) -> datetime | UnreadableTime:
+    """A DateTime input value: its datetime, or UnreadableTime when it is none."""
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except (ValueError, OverflowError):
+            pass
+    return UnreadableTime(value)
+
+
+def checked_per_item(field: StrawberryField) -> bool:
+    """Whether an unreadable DateTime in `field` goes on to the service (see CHECKED_PER_ITEM)."""
+    return bool(field.metadata) and "usertrail.datetime" in field.metadata
 
 
 DATETIME = dataclasses.replace(
-    DateTimeDefinition, parse_value=wrap_parser(parse_datetime, "DateTime")
+    DateTimeDefinition, parse_value=read_datetime, description=DESCRIPTION
 )
 SCALAR_OVERRIDES = {datetime: DATETIME}

@@ -72,10 +72,15 @@ OPEN_FIELDS: dict[str, frozenset[str]] = {
     "Event": frozenset({"id"}),
 }
 NESTED_SCOPE = "read"
+# The schema (when introspection is on at all, server/settings.py) is for read and admin keys:
+# an ingest key is public in browser SDKs and needs no map of the API.
+INTROSPECTION_FIELDS = ("__schema", "__type")
 
 
 def needed_scope(operation: str, field: str) -> str | None:
-    """The scope a root field needs (None: introspection, which any key may use)."""
+    """The scope a root field needs (None: `__typename`, which any key may ask)."""
+    if field in INTROSPECTION_FIELDS:
+        return "read"
     if field.startswith("__"):
         return None
     return FIELD_SCOPES.get((operation, field), DEFAULT_SCOPE)
@@ -178,7 +183,7 @@ def refusal(principal: Any, operation: str, fields: list[str]) -> GraphQLError |
     """A FORBIDDEN error naming the first field the principal may not call, or None.
 
     Without a principal (a context that did not go through authentication) nothing but
-    introspection is allowed.
+    `__typename` is allowed.
     """
     for field in fields:
         needed = needed_scope(operation, field)

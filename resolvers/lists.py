@@ -18,7 +18,7 @@ from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
 from resolvers.context import Context
 from resolvers.filters import checked, session_filter, time_range, user_filter
-from resolvers.segments import load_segments
+from resolvers.segments import load_segments, request_budget
 from services import identity, limits, listing
 from services.errors import UsertrailError
 from services.identity import UserKey
@@ -56,7 +56,7 @@ async def users(
         compiler.now_us = position.snapshot_us
 
     async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
-        await load_segments(conn, environment_id, wanted, compiler)
+        await load_segments(conn, environment_id, wanted, compiler, budget=request_budget(ctx))
         conditions = compiler.users(wanted)
         # Event conditions probed user by user too: a page scans few users when many match.
         per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
@@ -145,6 +145,7 @@ async def sessions(
     )
     wanted = checked(lambda: session_filter(filter).checked())
     ctx = info.context
+    checked(lambda: request_budget(ctx).spend(wanted.size(), "filter"))
     named = filter is not None and (filter.user_id is not None or filter.identity is not None)
     user_id = (
         await named_user(info, filter.user_id, filter.identity, prefix="filter.") if named else None

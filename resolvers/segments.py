@@ -14,21 +14,46 @@ from resolvers.context import Context
 from resolvers.filters import bad_input, node_id, user_filter
 from services import listing, segments
 from services.errors import UsertrailError
+from services.filter_size import RequestBudget, expanded_size, within_limits
 from services.filters import Compiler, UserFilter
 
 Info = strawberry.Info[Context]
+BUDGET = "filter_budget"  # the request's RequestBudget, in Context.extras
+
+
+def request_budget(context: Context) -> RequestBudget:
+    """The filter conditions this request has compiled so far."""
+    budget = context.extras.get(BUDGET)
+    if budget is None:
+        budget = context.extras[BUDGET] = RequestBudget()
+    return budget  # type: ignore[no-any-return]
 
 
 async def load_segments(
-    conn: AsyncConnection, environment_id: int, wanted: UserFilter, compiler: Compiler
+    conn: AsyncConnection,
+    environment_id: int,
+    wanted: UserFilter,
+    compiler: Compiler,
+    *,
+    budget: RequestBudget | None = None,
 ) -> None:
-    """Give `compiler` the filters of the segments `wanted` names (a GraphQL error if unknown)."""
+    """Give `compiler` the filters of the segments `wanted` names.
+
+    A GraphQL error when one is unknown, or when `wanted` with them inlined passes the size
+    limits, or the request's `budget` (FILTER_TOO_COMPLEX): checked before anything compiles,
+    since compiling inlines.
+    """
     try:
-        compiler.segments = await segments.resolve_filters(
+        found = await segments.resolve_filters(
             conn, environment_id=environment_id, user_filter=wanted
         )
+        size = expanded_size(wanted, found)
+        within_limits(size, "filter")
+        if budget is not None:
+            budget.spend(size, "filter")
     except UsertrailError as error:
         raise bad_input(error) from None
+    compiler.segments = found
 
 
 async def compiled_users(
@@ -36,7 +61,8 @@ async def compiled_users(
 ) -> list[Any]:
     """Conditions on users for `wanted`, after loading the segments it names."""
     async with info.context.db.read() as conn:
-        await load_segments(conn, info.context.environment_id, wanted, compiler)
+        budget = request_budget(info.context)
+        await load_segments(conn, info.context.environment_id, wanted, compiler, budget=budget)
     if default_seen:
         return compiler.users(wanted)
     return compiler.users(wanted, default_seen=None)

@@ -13,6 +13,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
 from server import heap_api, metrics, request_ids, segment_api
+from server.assets import Assets
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
@@ -115,7 +117,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
         app.state.usertrail = AppState(settings, db)
         autocapture.warm_up()
         _tune_garbage_collector()
@@ -128,11 +130,13 @@ def create_app(settings: Settings) -> Starlette:
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
     schema = build(dev=settings.dev)
-    if not settings.introspection:
+    if not settings.introspection_on:
         schema = without_introspection(schema)
+    assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
-        graphql_ide="graphiql" if settings.introspection else None,
+        graphql_ide="graphiql" if settings.introspection_on else None,
+        assets=assets,
         persisted_queries=PersistedQueries(
             max_entries=settings.persisted_query_entries,
             max_bytes=settings.persisted_query_bytes,
@@ -141,6 +145,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *metrics.routes,
         *heap_api.routes,

@@ -54,11 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--demo-days", type=int, default=14, help="days of demo activity (default 14)"
     )
     serve.add_argument(
-        "--no-introspection",
-        dest="introspection",
-        action="store_false",
+        "--introspection",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="refuse schema introspection; no GraphiQL",
+        help="schema introspection and GraphiQL at /graphql (default: on with --dev, off "
+        "without; $USERTRAIL_INTROSPECTION=1 or 0); outside dev mode only read and admin "
+        "keys may introspect",
     )
     serve.add_argument(
         "--cors-origins",

@@ -1,6 +1,7 @@
 """The GraphQL endpoint: Strawberry's ASGI app with authentication, context, GraphQL over HTTP.
 
-- Every request but the GraphiQL page is authenticated first (server/auth.py).
+- Every request but the GraphiQL page is authenticated first (server/auth.py). The page is
+  the project's own (server/ide.py), built from npm packages and served by the app.
 - Media types: `application/graphql-response+json` when the client's Accept prefers it to
   `application/json`; then a request error (the operation never ran: parse, validation,
   variable coercion, limits) answers 400 without a `data` entry. With `application/json`
@@ -38,7 +39,8 @@ from strawberry.types.unset import UNSET
 from graph.extensions import is_unexpected, report_unexpected
 from resolvers.context import Context
 from resolvers.loaders import Loaders
-from server import auth, request_ids
+from server import auth, ide, request_ids
+from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
 from server.persisted_queries import (
     Pending,
@@ -146,12 +148,28 @@ class GraphQLApp(GraphQL[Context, None]):
     """Authenticates, builds a Context (database, environment, loaders, caller) per request."""
 
     def __init__(
-        self, schema: Any, *, persisted_queries: PersistedQueries | None = None, **options: Any
-    ):
+        self,
+        schema: Any,
+        *,
+        persisted_queries: PersistedQueries | None = None,
+        assets: Assets | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(schema, **options)
         if persisted_queries is None:  # (an empty cache is falsy: it has a length)
             persisted_queries = PersistedQueries()
         self.persisted_queries = persisted_queries
+        self.assets = assets if assets is not None else Assets()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """The project's GraphiQL page over its own built assets (server/ide.py), no CDN."""
+        dev = request.app.state.usertrail.settings.dev
+        return ide.graphiql_page(self.assets, endpoint=request.url.path, dev=dev)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """Strawberry's page loads GraphiQL from a CDN: never served (see render_graphql_ide)."""
+        raise NotImplementedError("the GraphiQL page is server/ide.py's")
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not isinstance(request, Request):  # no subscriptions, and no way around the key

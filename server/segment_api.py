@@ -18,6 +18,9 @@ as identify), then events (track, page, screen), then traits (identify).
   and are dropped; the trait `email` sets Email.
 - `messageId` is the idempotency key of events; timestamps (or RudderStack's
   `originalTimestamp`) are corrected for clock skew with the message's or batch's `sentAt`.
+  A timestamp that is no date-time refuses its message alone (`batch[2].timestamp`,
+  `batch[2].originalTimestamp`, `batch[2].sentAt`); a batch's own unreadable `sentAt`, which
+  would time every message, refuses the request (400 naming `sentAt`).
 - Answers: 200 `{"success": true, "accepted", "duplicates"}`; 400 with a JSON error naming
   the message (`batch[2].event`) when a message was refused, the others being stored all
   the same (SDKs do not retry a 400; `messageId` would make a retry harmless anyway); 401
@@ -30,9 +33,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -48,9 +51,9 @@ from server.http_errors import (
     read_json,
     refused_items,
 )
-from services import ingest
+from services import ingest, limits
 from services.batching import in_slices
-from services.clock import now_us, to_datetime, to_micros
+from services.clock import now_us, parse_time, to_datetime, to_micros
 from services.errors import InvalidInput, Problem, UsertrailError
 from services.links import AnonymousLink, link_and_track, link_anonymous_ids
 
@@ -106,6 +109,7 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
     ignored: int = 0  # group messages: accepted, nothing to store
     seen: set[tuple[str, str]] = field(default_factory=set)  # (anonymousId, userId) linked
+    original_time: set[int] = field(default_factory=set)  # events timed by originalTimestamp
 
 
 # ------------------------------------------------------------------------------- routes
@@ -152,14 +156,27 @@ async def _ingest(request: Request, kind: str | None) -> Response:
         shared = body.get("context") if isinstance(body.get("context"), dict) else {}
     else:
         messages, shared = [{**body, "type": kind}], {}
+    sent_at = body.get("sentAt") or None
+    if kind is None and sent_at is not None:
+        _batch_sent_at(sent_at)
     plan = Plan()
     async for start, part in in_slices(messages):
         for index, message in enumerate(part, start):
             try:
-                _plan_message(plan, index, message, shared, body.get("sentAt"), received_us)
+                _plan_message(plan, index, message, shared, sent_at, received_us)
             except UsertrailError as error:
                 plan.problems.append(error.problem.at(index))
     return await _run(state.db, environment_id, plan, single=kind is not None)
+
+
+def _batch_sent_at(value: Any) -> None:
+    """A batch's own `sentAt` times every message in it: unreadable, it refuses the request."""
+    try:
+        _micros(value, "sentAt")
+    except InvalidInput as error:
+        raise HttpProblem(
+            400, error.code, f"{error.message}; nothing was stored", field="sentAt"
+        ) from None
 
 
 def _basic_auth_key(request: Request) -> str | None:
@@ -230,7 +247,10 @@ async def _run(db: Any, environment_id: int, plan: Plan, *, single: bool) -> Res
             _renamed(p, "anonymousId", "previousId") if p.index in aliases else p
             for p in linked.problems
         ),
-        *tracked.problems,
+        *(
+            _renamed(p, "timestamp", "originalTimestamp") if p.index in plan.original_time else p
+            for p in tracked.problems
+        ),
         *(_renamed(p, "properties", "traits") for p in traits.problems),
     ]
     counts = {"accepted": accepted, "duplicates": tracked.duplicates}
@@ -340,6 +360,8 @@ def _plan_message(
         plan.traits.append((index, ingest.UserPropertiesItem(properties=_traits(traits), **who)))
     elif kind in EVENT_TYPES:
         plan.events.append((index, _event(kind, message, context, who, batch_sent_at, received_us)))
+        if time_field(message) == "originalTimestamp":
+            plan.original_time.add(index)
     elif kind == "group":
         plan.ignored += 1
     else:
@@ -413,33 +435,48 @@ def source_of(kind: str, context: Mapping[str, Any]) -> str:
     return "SERVER"
 
 
+def time_field(message: Mapping[str, Any]) -> str:
+    """The message field its event time comes from: `timestamp`, else RudderStack's
+    `originalTimestamp`."""
+    return "timestamp" if message.get("timestamp") else "originalTimestamp"
+
+
 def event_time(message: Mapping[str, Any], batch_sent_at: Any, received_us: int) -> Any:
-    """The event time corrected for client clock skew: receivedAt - (sentAt - timestamp)."""
-    stamp = message.get("timestamp") or message.get("originalTimestamp")
+    """The event time corrected for client clock skew: receivedAt - (sentAt - timestamp).
+
+    An unreadable timestamp or sentAt refuses the message, naming the field it was in.
+    """
+    name = time_field(message)
+    stamp = message.get(name)
     if stamp is None:
         return None
-    sent_at = message.get("sentAt") or batch_sent_at
-    if sent_at is None:
-        return stamp
-    skew = _micros(sent_at, "sentAt") - _micros(stamp, "timestamp")
+    sent_at = message.get("sentAt") or batch_sent_at or None
+    micros = _micros(stamp, name)
+    if sent_at is not None:
+        micros = received_us - (_micros(sent_at, "sentAt") - micros)
     try:
-        return to_datetime(received_us - skew)
+        return to_datetime(micros)
     except (ValueError, OverflowError, OSError):
         raise InvalidInput(
-            "timestamp and sentAt are too far apart", field="timestamp", code="INVALID_TIMESTAMP"
+            f"{name} and sentAt are too far apart"
+            if sent_at is not None
+            else f"{name} is out of range",
+            field=name,
+            code="INVALID_TIMESTAMP",
         ) from None
 
 
 def _micros(value: Any, name: str) -> int:
+    """Epoch µs of an ISO 8601 text or epoch milliseconds, as the ingestion service reads them."""
     try:
         if isinstance(value, str):
-            return to_micros(datetime.fromisoformat(value.strip()))
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value * 1000)  # epoch milliseconds, as the ingestion service reads them
+            return to_micros(parse_time(value.strip()))
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return int(value * 1000)
     except (ValueError, OverflowError):
         pass
     raise InvalidInput(
-        f"{name} {value!r:.60} is not ISO 8601", field=name, code="INVALID_TIMESTAMP"
+        limits.unreadable_time(value, name, millis=True), field=name, code="INVALID_TIMESTAMP"
     )
 
 

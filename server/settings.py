@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
+DEFAULT_STATEMENT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,16 @@ class Settings:
     # The operator's bearer key for /metrics outside dev mode (env only: a flag shows in `ps`).
     metrics_key: str | None = None
     workers: int = 1
-    # Schema introspection and GraphiQL (internal tooling relies on both; off hides the schema).
-    introspection: bool = True
+    # Schema introspection and GraphiQL; None: on in dev mode only (see `introspection_on`).
+    introspection: bool | None = None
+    # GraphiQL's built browser files (`make assets`); "" is server/static/build/.
+    assets_dir: str = ""
     # Apollo's persisted queries: texts kept per process (server/persisted_queries.py).
     persisted_query_entries: int = 1000
     persisted_query_bytes: int = 4 * 1024 * 1024
+    # Seconds a read statement may run before the database stops it (0: no limit); writes
+    # have none (models/db.py says why).
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -50,10 +56,23 @@ class Settings:
             ),
             metrics_key=env.get("USERTRAIL_METRICS_KEY") or None,
             workers=int(env.get("USERTRAIL_WORKERS", "1")),
-            introspection=env.get("USERTRAIL_INTROSPECTION", "1").lower() not in FALSE_WORDS,
+            introspection=_switch(env.get("USERTRAIL_INTROSPECTION", "")),
+            assets_dir=env.get("USERTRAIL_ASSETS_DIR", ""),
             persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
             persisted_query_bytes=int(env.get("USERTRAIL_PERSISTED_QUERY_BYTES", str(4 << 20))),
+            statement_timeout=float(
+                env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
+            ),
         )
+
+    @property
+    def introspection_on(self) -> bool:
+        """Introspection and GraphiQL: as set, else on in dev mode and off outside it.
+
+        Outside dev mode the schema is not published by default: a key a browser SDK holds
+        (an ingest key) must not map the API, and when switched on only read and admin keys
+        may introspect (graph/scopes.py)."""
+        return self.dev if self.introspection is None else self.introspection
 
     def with_overrides(self, **values: object) -> Settings:
         """A copy with the given non-None values replaced."""
@@ -74,10 +93,23 @@ class Settings:
             "USERTRAIL_CORS_ORIGINS": ",".join(self.cors_origins),
             **optional,
             "USERTRAIL_WORKERS": str(self.workers),
-            "USERTRAIL_INTROSPECTION": "1" if self.introspection else "0",
+            "USERTRAIL_INTROSPECTION": _switch_text(self.introspection),
+            "USERTRAIL_ASSETS_DIR": self.assets_dir,
             "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
+            "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
         }
+
+
+def _switch(text: str) -> bool | None:
+    """An on/off variable: "" is unset (None), 0/false/no/off is False, anything else True."""
+    if not text.strip():
+        return None
+    return text.strip().lower() not in FALSE_WORDS
+
+
+def _switch_text(value: bool | None) -> str:
+    return "" if value is None else "1" if value else "0"
 
 
 def is_loopback(host: str) -> bool:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dateutil.parser
 
 MICROS = 1_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,6 +34,31 @@ def to_micros(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date-time (naive when the text has no offset); ValueError otherwise.
+
+    The standard library reads the usual forms (RFC 3339 among them) in well under a
+    microsecond; dateutil's `isoparse` reads the rest of ISO 8601 (basic format, week dates,
+    a lower-case `z`, `24:00`). Every ingestion route and the DateTime scalar read times here.
+    """
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return dateutil.parser.isoparse(text)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableTime:
+    """A value sent as a date-time that is none (`"not-a-date"`, `"2026-02-30T10:00:00Z"`).
+
+    The DateTime scalar reads such a value to this marker instead of failing the request, so
+    that ingestion can refuse the one event that carries it (services/limits.py `timestamp`)
+    and other arguments can refuse it naming their field (graph/input_conversion.py).
+    """
+
+    sent: Any
 
 
 def random_user_id() -> int:

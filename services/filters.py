@@ -2,7 +2,9 @@
 
 Filters are frozen dataclasses (hashable, so dataloaders can key on them). Compilation
 yields SQLAlchemy conditions over the users, sessions and events tables: EXISTS and IN
-subqueries on indexed columns; nothing is filtered in Python.
+subqueries on indexed columns; nothing is filtered in Python. A filter's size (conditions,
+IN values, segment nesting; services/filter_size.py) is checked before it compiles: the
+`checked` methods bound it as written, the resolvers again with the named segments inlined.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from models import Event, Session, User
 from services.clock import DAY_US
 from services.errors import InvalidInput
+from services.filter_size import FilterSize, expanded_size, within_limits
+from services.limits import MAX_ANY_OF_DEPTH
 from services.properties import (
     PropertyCondition,
     column_operand,
@@ -30,7 +34,7 @@ E = Event.__table__
 
 MAX_LAST_DAYS = 3650
 MAX_AT_LEAST = 10_000
-MAX_DEPTH = 5
+MAX_DEPTH = MAX_ANY_OF_DEPTH
 AUTOCAPTURED = {
     "Initial Browser", "Initial Platform", "Initial Device Type", "Initial Referrer",
     "Initial Landing Page", "Initial Country", "Initial Region", "Initial City",
@@ -90,6 +94,7 @@ class EventMatch:
             raise InvalidInput(
                 "give exactly one of definitionId or type", field=field, code="INVALID_FILTER"
             )
+        within_limits(FilterSize.of_conditions(self.where), field)
         for index, condition in enumerate(self.where):
             condition.checked(f"{field}.where[{index}]")
         return self
@@ -128,6 +133,9 @@ class UserFilter:
     segment_id: int | None = None
 
     def checked(self, field: str = "filter", depth: int = 0) -> UserFilter:
+        """This filter, or InvalidInput naming the field at fault (sizes first, cheaply)."""
+        if depth == 0:
+            within_limits(expanded_size(self, {}), field)
         if depth > MAX_DEPTH:
             raise InvalidInput(
                 f"anyOf nests at most {MAX_DEPTH} levels", field=field, code="INVALID_FILTER"
@@ -155,7 +163,14 @@ class SessionFilter:
     sources: tuple[str, ...] = ()
     include_server_only: bool = False
 
+    def size(self) -> FilterSize:
+        """Its property conditions, and its event condition if any (see filter_size)."""
+        where = self.event.where if self.event is not None else ()
+        counted = FilterSize.of_conditions((*self.user_properties, *where))
+        return counted + FilterSize(conditions=int(self.event is not None))
+
     def checked(self, field: str = "filter") -> SessionFilter:
+        within_limits(self.size(), field)
         if self.time is not None:
             self.time.checked(f"{field}.time")
         if self.event is not None:

@@ -17,7 +17,8 @@ from models import Event, IdempotencyKey, Session, User, UserAlias
 from services import definitions, locks, rage_clicks
 from services.autocapture import marketing_channel, split_url
 from services.clock import random_user_id
-from services.errors import Conflict, NotFound
+from services.errors import Conflict, InvalidInput, NotFound
+from services.limits import merged_user_properties, stored_user_properties
 from services.sessionize import TimelineEvent
 from services.sessionizer import Incoming, resequence
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
@@ -299,7 +300,7 @@ async def merge(
         update(U)
         .where(U.c.environment_id == environment_id, U.c.user_id == target_id)
         .values(
-            properties={**source.properties, **target.properties},
+            properties=merged_user_properties(target.properties, source.properties),
             email=target.email or source.email,
             first_seen_us=min(s.first_seen_us for s in seen),
             last_seen_us=last_seen,
@@ -506,8 +507,13 @@ def _row_number(table: Any) -> Any:
 async def set_properties(
     conn: AsyncConnection, *, environment_id: int, user_id: int, properties: Mapping[str, Any]
 ) -> None:
-    """Overwrite the given properties of a (resolved, locked) user; `email` sets Email."""
-    await set_properties_many(conn, environment_id=environment_id, updates=[(user_id, properties)])
+    """Overwrite the given properties of a (resolved, locked) user; `email` sets Email.
+    InvalidInput when the user would exceed the property limits (nothing is changed)."""
+    [refused] = await set_properties_many(
+        conn, environment_id=environment_id, updates=[(user_id, properties)]
+    )
+    if refused is not None:
+        raise refused
 
 
 async def set_properties_many(
@@ -515,8 +521,12 @@ async def set_properties_many(
     *,
     environment_id: int,
     updates: Sequence[tuple[int, Mapping[str, Any]]],
-) -> None:
-    """Apply property updates to (resolved, locked) users, in order, in a few statements."""
+) -> list[InvalidInput | None]:
+    """Apply property updates to (resolved, locked) users, in order, in a few statements.
+
+    An update that would take its user over the property limits (services/limits.py) is
+    skipped: its error is returned in its place, None for each update applied.
+    """
     users = {u for u, _ in updates}
     current: dict[int, tuple[dict[str, Any], str | None]] = {}
     for chunk in chunks(sorted(users)):
@@ -526,14 +536,20 @@ async def set_properties_many(
             )
         )
         current.update({r.user_id: (dict(r.properties), r.email) for r in rows})
+    refused: list[InvalidInput | None] = []
     for user_id, properties in updates:
         custom, email = current[user_id]
+        changes: dict[str, Any] = {}
         for key, value in properties.items():
             if key.lower() == "email":
                 email = str(value)
             else:
-                custom[key] = value
-        current[user_id] = (custom, email)
+                changes[key] = value
+        try:
+            current[user_id] = (stored_user_properties(custom, changes), email)
+            refused.append(None)
+        except InvalidInput as error:
+            refused.append(error)
     await conn.execute(
         update(U)
         .where(U.c.environment_id == environment_id, U.c.user_id == bindparam("b_user"))
@@ -543,6 +559,7 @@ async def set_properties_many(
             for u, (custom, email) in current.items()
         ],
     )
+    return refused
 
 
 async def resolve_existing(

@@ -559,13 +559,18 @@ async def add_user_properties(
         routes = await identities.resolve(
             conn, environment_id=environment_id, keys={key for _, key, _ in valid}, now_us=received
         )
-        for index, key, properties in valid:
-            await identities.set_properties(
-                conn, environment_id=environment_id, user_id=routes[key], properties=properties
-            )
+        refusals = await identities.set_properties_many(
+            conn,
+            environment_id=environment_id,
+            updates=[(routes[key], properties) for _, key, properties in valid],
+        )
+        for (index, key, _), refused in zip(valid, refusals, strict=True):
+            if refused is not None:  # over the per-user limits: this item alone
+                outcome.problems.append(refused.problem.at(index))
+                continue
             outcome.users[index] = routes[key]
             outcome.accepted += 1
-        return outcome
+        return in_index_order(outcome)
 
     if not valid:
         return Outcome(problems=problems)

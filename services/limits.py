@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from services.clock import DAY_US, MAX_USER_ID, to_micros
+from services.clock import DAY_US, MAX_USER_ID, UnreadableTime, parse_time, to_micros
 from services.errors import InvalidInput
 
 T = TypeVar("T")
@@ -23,7 +23,21 @@ MAX_HIERARCHY = 4096
 MAX_IDENTITY = 255
 MAX_CONTEXT_VALUE = 4096
 MAX_SHORT = 255
+# Properties per event: Segment allows 10,000; real events carry tens (autocapture ~10, the
+# largest demo event 15). 1,000 leaves room for any honest schema, keeps each stored event
+# under ~2 MB even at the per-value limits, and stops a client that writes ids into keys
+# (a new key per user or order) at its first event instead of after millions of keys.
+MAX_EVENT_PROPERTIES = 1000
+# Custom properties per user, per call and stored (Email and the Initial ones not counted),
+# and their size as stored JSON: a user is shown whole in `users { properties }`, so a page
+# of 100 users stays under ~13 MB however its users were written.
+MAX_USER_PROPERTIES = 1000
+MAX_USER_PROPERTY_BYTES = 128 * 1024
 EARLIEST_US = to_micros(datetime(2000, 1, 1))
+TIME_FORMS = (
+    "ISO 8601 / RFC 3339, e.g. 2026-03-02T10:00:00Z or 2026-03-02T12:00:00+02:00 "
+    "(without an offset the time is UTC)"
+)
 SOURCES = ("WEB", "IOS", "ANDROID", "SERVER")
 PLACEHOLDER_IDENTITIES = {"null", "undefined", "anonymous", "0", "", "[object object]"}
 RESERVED_USER_KEYS = {"id", "userid", "identity"}
@@ -103,26 +117,42 @@ def timestamp(value: Any, *, received_us: int, field: str = "timestamp") -> int:
         return received_us
     if isinstance(value, datetime):
         micros = to_micros(value)
+    elif isinstance(value, UnreadableTime):  # the DateTime scalar could not read it
+        raise InvalidInput(
+            unreadable_time(value.sent, field), field=field, code="INVALID_TIMESTAMP"
+        )
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         micros = int(value * 1000)
     elif isinstance(value, str):
         try:
-            micros = to_micros(datetime.fromisoformat(value.strip()))
+            micros = to_micros(parse_time(value.strip()))
         except (ValueError, OverflowError):
             raise InvalidInput(
-                f"timestamp {value!r:.60} is not ISO 8601", field=field, code="INVALID_TIMESTAMP"
+                unreadable_time(value, field, millis=True), field=field, code="INVALID_TIMESTAMP"
             ) from None
     else:
         raise InvalidInput(
-            "timestamp must be an ISO 8601 string", field=field, code="INVALID_TIMESTAMP"
+            unreadable_time(value, field, millis=True), field=field, code="INVALID_TIMESTAMP"
         )
     if micros < EARLIEST_US:
-        raise InvalidInput("timestamp is before 2000-01-01", field=field, code="INVALID_TIMESTAMP")
+        raise InvalidInput(
+            f"{field} is before 2000-01-01; older events are not stored",
+            field=field,
+            code="INVALID_TIMESTAMP",
+        )
     if micros > received_us + DAY_US:
         raise InvalidInput(
-            "timestamp is more than a day in the future", field=field, code="INVALID_TIMESTAMP"
+            f"{field} is more than a day in the future; check the sender's clock",
+            field=field,
+            code="INVALID_TIMESTAMP",
         )
     return micros
+
+
+def unreadable_time(value: Any, field: str, *, millis: bool = False) -> str:
+    """What to tell a caller who sent `value` as a date-time that is none."""
+    accepted = TIME_FORMS + (", or a number of milliseconds since 1970-01-01 UTC" if millis else "")
+    return f"{field} {value!r:.60} is not a valid date and time; give {accepted}"
 
 
 def properties(
@@ -131,15 +161,24 @@ def properties(
     field: str = "properties",
     value_limit: int = MAX_VALUE,
     reserved: frozenset[str] | set[str] = frozenset(),
+    most: int = MAX_EVENT_PROPERTIES,
+    per: str = "event",
 ) -> dict[str, Any]:
     """Flat properties: string keys; string, number or boolean values; arrays joined with '||'.
 
-    Null values are dropped (as Heap does); nested objects are refused.
+    Null values are dropped (as Heap does); nested objects are refused; more than `most`
+    keys are refused before any is looked at.
     """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInput("properties must be an object", field=field, code="INVALID_PROPERTIES")
+    if len(value) > most:
+        raise InvalidInput(
+            f"{field} holds {len(value)} properties; the limit is {most} per {per}",
+            field=field,
+            code="TOO_MANY_PROPERTIES",
+        )
     clean: dict[str, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key:
@@ -206,7 +245,63 @@ def _text(part: Any) -> str:
 
 def user_properties(value: Any, field: str = "properties") -> dict[str, Any]:
     """User properties: as event properties, values up to 255 characters, id keys reserved."""
-    return properties(value, field=field, value_limit=MAX_USER_VALUE, reserved=RESERVED_USER_KEYS)
+    return properties(
+        value,
+        field=field,
+        value_limit=MAX_USER_VALUE,
+        reserved=RESERVED_USER_KEYS,
+        most=MAX_USER_PROPERTIES,
+        per="call",
+    )
+
+
+def stored_user_properties(
+    current: Mapping[str, Any], update: Mapping[str, Any], field: str = "properties"
+) -> dict[str, Any]:
+    """A user's custom properties after `update` overwrites theirs per key, or InvalidInput
+    (TOO_MANY_PROPERTIES) when that takes them over MAX_USER_PROPERTIES keys or
+    MAX_USER_PROPERTY_BYTES of JSON. An update that grows nothing (overwriting keys with values
+    no longer) is always allowed, so a user stored over a limit can still be corrected."""
+    after = {**current, **update}
+    if len(after) > MAX_USER_PROPERTIES and len(after) > len(current):
+        raise InvalidInput(
+            f"the user would have {len(after)} properties ({len(after) - len(current)} new); "
+            f"the limit is {MAX_USER_PROPERTIES} per user: overwrite existing properties "
+            "instead of adding new ones",
+            field=field,
+            code="TOO_MANY_PROPERTIES",
+        )
+    size = len(orjson.dumps(after))
+    if size > MAX_USER_PROPERTY_BYTES and size > len(orjson.dumps(current)):
+        raise InvalidInput(
+            f"the user's properties would take {size} bytes as JSON; the limit is "
+            f"{MAX_USER_PROPERTY_BYTES} ({MAX_USER_PROPERTY_BYTES // 1024} KiB) per user",
+            field=field,
+            code="TOO_MANY_PROPERTIES",
+        )
+    return after
+
+
+def merged_user_properties(kept: Mapping[str, Any], merged_in: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties of two users merged into one (SPEC §1): every one of `kept` (the
+    identified user's: its values win), then those of `merged_in` it lacks, in name order,
+    while the user stays within MAX_USER_PROPERTIES and MAX_USER_PROPERTY_BYTES. A merge never
+    fails over the limits; what does not fit of the merged-in user's is dropped."""
+    result = dict(kept)
+    extra = sorted(key for key in merged_in if key not in kept)
+    if not extra:
+        return result
+    size = len(orjson.dumps(result))
+    for key in extra:
+        if len(result) >= MAX_USER_PROPERTIES:
+            break
+        entry = len(orjson.dumps(key)) + 1 + len(orjson.dumps(merged_in[key]))
+        grown = size + entry + (1 if result else 0)  # a comma before all but the first
+        if grown > MAX_USER_PROPERTY_BYTES:
+            continue  # a shorter one may still fit
+        result[key] = merged_in[key]
+        size = grown
+    return result
 
 
 CONTEXT_TEXT_KEYS = (
@@ -297,3 +392,26 @@ def storable(value: T, field: str) -> T:
             storable(key, field)  # a bad key is not repeated in the field name
             storable(item, f"{field}.{key}")
     return value
+
+
+# ------------------------------------------------------------------ filter size (issue 17)
+# A users filter compiles to one SQL condition per property or event condition, with every
+# segment it names inlined where it is named; building and compiling that SQL runs on the
+# event loop, 1-3 ms per condition (a filter of 100 took one 0.1-0.3 s slice of the loop,
+# and a users page compiles it three times), and each event condition scans events.
+# These bound a filter as written and as expanded, when a segment is saved and when a
+# filter is compiled: a segment naming another twice per level doubles per level, so ten
+# levels were a 2^10 inlined statement that grew a server to 23 GB.
+# Conditions once expanded: property conditions, event conditions and their `where`
+# conditions, each segment counted where it is named (as often as it is named).
+MAX_FILTER_CONDITIONS = 50
+# Values of IN / NOT_IN lists once expanded: each is a bound parameter of one statement, and
+# SQLite and asyncpg take at most 32,766 of those.
+MAX_FILTER_VALUES = 5000
+# anyOf levels within one filter as written (a saved segment's filter included).
+MAX_ANY_OF_DEPTH = 5
+# Segments naming segments: a filter naming S1, whose filter names S2, ... at most this deep.
+MAX_SEGMENT_DEPTH = 5
+# Conditions one GraphQL request may compile in all (expanded, as above): thirty aliased
+# `users` lists, or the `userCount` of every segment, each compile their filter.
+MAX_REQUEST_FILTER_CONDITIONS = 200

@@ -11,6 +11,8 @@ HTML comment right before a block change that:
     <!-- readme-test: text (why its output is not JSON) -->   it must still exit 0
     <!-- readme-test: includes {"userId": "42"} -->           some object of the answer
                                                              holds these keys and values
+    <!-- readme-test: errors {"code": "INVALID_TIMESTAMP"} --> the answer shows such an
+                                                             error, and no other
 A block with another language, or none, must be marked `skip`.
 """
 
@@ -71,6 +73,7 @@ class Example:
     skip: str | None = None  # why it is not run
     text_output: bool = False
     includes: tuple[dict[str, Any], ...] = field(default=())
+    errors: dict[str, Any] | None = None
 
     @property
     def runner(self) -> str | None:
@@ -135,27 +138,33 @@ def _example(
     problems: list[str],
 ) -> Example:
     skip, text_output, includes = None, False, []
+    errors: dict[str, Any] | None = None
     for at, kind, argument in markers:
         if kind == "skip" and re.fullmatch(r"\(.+\)", argument):
             skip = argument[1:-1]
         elif kind == "text" and re.fullmatch(r"\(.+\)", argument):
             text_output = True
-        elif kind == "includes":
+        elif kind in ("includes", "errors"):
             try:
                 expected = json.loads(argument)
             except json.JSONDecodeError as error:
-                problems.append(f"line {at}: includes needs a JSON object ({error})")
+                problems.append(f"line {at}: {kind} needs a JSON object ({error})")
                 continue
             if not isinstance(expected, dict) or not expected:
-                problems.append(f"line {at}: includes needs a non-empty JSON object")
+                problems.append(f"line {at}: {kind} needs a non-empty JSON object")
                 continue
-            includes.append(expected)
+            if kind == "errors":
+                errors = expected
+            else:
+                includes.append(expected)
         else:
             problems.append(
                 f"line {at}: unknown marker {kind!r} {argument!r} "
-                "(skip (why), text (why), includes {json})"
+                "(skip (why), text (why), includes {json}, errors {json})"
             )
-    return Example(line, language, "\n".join(body) + "\n", skip, text_output, tuple(includes))
+    return Example(
+        line, language, "\n".join(body) + "\n", skip, text_output, tuple(includes), errors
+    )
 
 
 EXAMPLES, MARKER_PROBLEMS = parse(README.read_text())
@@ -194,12 +203,20 @@ def test_the_parser_reads_markers_blocks_and_indentation() -> None:
     assert examples[1].includes == ({"a": 1},)
     assert problems == [
         "line 17: a readme-test marker not before a block",
-        "line 19: unknown marker 'skipp' '(typo)' (skip (why), text (why), includes {json})",
+        "line 19: unknown marker 'skipp' '(typo)' "
+        "(skip (why), text (why), includes {json}, errors {json})",
     ]
 
 
-def answer_problems(answer: Any, path: str = "") -> Iterator[str]:
-    """Non-empty `errors` and empty lists anywhere in a JSON answer, null root fields."""
+def _holds(found: Any, expected: dict[str, Any]) -> bool:
+    return isinstance(found, dict) and all(found.get(k) == v for k, v in expected.items())
+
+
+def answer_problems(
+    answer: Any, path: str = "", expected_error: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """Non-empty `errors` (but those like `expected_error`) and empty lists anywhere in a JSON
+    answer, null root fields."""
     if not path and isinstance(answer, dict) and isinstance(answer.get("data"), dict):
         for name, value in answer["data"].items():
             if value is None:
@@ -207,15 +224,19 @@ def answer_problems(answer: Any, path: str = "") -> Iterator[str]:
     if isinstance(answer, dict):
         for key, value in answer.items():
             if key == "errors":
-                if value:
+                if value and not (
+                    expected_error is not None
+                    and isinstance(value, list)
+                    and all(_holds(item, expected_error) for item in value)
+                ):
                     yield f"{path}.errors: {value}"
             else:
-                yield from answer_problems(value, f"{path}.{key}")
+                yield from answer_problems(value, f"{path}.{key}", expected_error)
     elif isinstance(answer, list):
         if not answer:
             yield f"{path}: an empty list"
         for index, item in enumerate(answer):
-            yield from answer_problems(item, f"{path}[{index}]")
+            yield from answer_problems(item, f"{path}[{index}]", expected_error)
 
 
 def objects(answer: Any) -> Iterator[dict[str, Any]]:
@@ -256,6 +277,9 @@ def test_answers_are_checked_for_errors_empty_lists_and_inclusions() -> None:
     assert list(answer_problems({"data": {"user": None, "users": {"x": None}}})) == [
         ".data.user: null"
     ]
+    refused = {"data": {"trackBatch": {"errors": [{"code": "X", "index": 1}]}}}
+    assert list(answer_problems(refused, expected_error={"code": "X"})) == []
+    assert list(answer_problems(refused, expected_error={"code": "Y"})) != []
     assert json_documents('{"a": 1}\n{"b": [2]}') == [{"a": 1}, {"b": [2]}]
     assert {"id": 1} in list(objects(good))
 
@@ -294,9 +318,9 @@ def test_the_example_works_as_written(
         assert response.is_success, f"HTTP {response.status_code}: {response.text}"
         answers = [response.json()]
     for answer in answers:
-        problems = list(answer_problems(answer))
+        problems = list(answer_problems(answer, expected_error=example.errors))
         assert not problems, f"{example}:\n" + "\n".join(problems) + f"\nanswer: {answer}"
-    for expected in example.includes:
+    for expected in (*example.includes, *([example.errors] if example.errors else [])):
         assert any(
             all(found.get(k) == v for k, v in expected.items())
             for answer in answers

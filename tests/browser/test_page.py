@@ -10,15 +10,16 @@ sessions-page, api-key-asked. axe-core comes from npm (tests/browser/axe, pinned
 and is injected into the page. The page's transferred size is held to PAGE_BUDGET_BYTES; the
 time to the first list is printed (the page marks it), never asserted.
 
-Without playwright, chromium, or node for axe-core, the tests are skipped and say why; with
-the CI environment variable set they fail instead, so that CI never passes unchecked.
+Chromium comes from tests/browser/conftest.py (`browser`, `cannot_run`): without playwright,
+chromium, or npm for axe-core, the tests are skipped and say why; with the CI environment
+variable set they fail instead, so that CI never passes unchecked. The page needs no build
+(GraphiQL's assets are not involved), so its server is this module's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,48 +36,21 @@ import pytest
 
 try:
     from playwright.async_api import expect
-except ImportError:  # the chromium fixture skips (or fails in CI), saying why
+except ImportError:  # the `browser` fixture skips (or fails in CI), saying why
     expect = None  # type: ignore[assignment]
 
 from services import demo, environments, keys
+from tests.browser.conftest import SCREENSHOTS, cannot_run, is_loopback_url
 from tests.conftest import PostgresTemplates, RunningServer, _fresh_database, start_server
 from tests.demo_server import makefile_demo
 
-CHROMIUM = Path("/usr/bin/chromium")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-HERE = Path(__file__).parent
-SCREENSHOTS = HERE / "screenshots"
-AXE = HERE / "axe"
+AXE = Path(__file__).parent / "axe"
 AXE_SCRIPT = AXE / "node_modules" / "axe-core" / "axe.min.js"
 # The page's own files, transferred on a first visit (headers included), must stay under this.
 PAGE_BUDGET_BYTES = 100_000
 USER_ROW = "[data-testid=user-row]"
 SESSION_ROW = "[data-testid=session-row]"
 EVENT_ITEM = "[data-testid=event-item]"
-
-
-def cannot_run(reason: str) -> None:
-    """Skip, saying why; fail instead when the CI environment variable is set."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the page's browser tests must run in CI but cannot: {reason}")
-    pytest.skip(f"browser test skipped: {reason}")
-
-
-@pytest.fixture(scope="module")
-async def chromium() -> AsyncIterator[Any]:
-    """Headless Chromium (Debian's), shared by this module's tests."""
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        cannot_run("playwright is not installed (pip install -e '.[test]')")
-    if not CHROMIUM.exists():
-        cannot_run(f"{CHROMIUM} is missing (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"]
-        )
-        yield browser
-        await browser.close()
 
 
 @dataclass
@@ -102,14 +76,6 @@ class Tab:
         """Nothing left the machine, and the page logged no error."""
         assert self.outside == [], f"requests that tried to leave the machine: {self.outside}"
         assert self.errors == [], f"console errors: {self.errors}"
-
-
-def is_loopback_url(url: str) -> bool:
-    """True for URLs this machine answers (and data:/blob: URLs, which need no network)."""
-    parts = urlsplit(url)
-    if parts.scheme in ("data", "blob"):
-        return True
-    return (parts.hostname or "") in LOOPBACK_HOSTS
 
 
 @asynccontextmanager
@@ -140,9 +106,9 @@ async def guarded_tab(browser: Any, *, bypass_csp: bool = False) -> AsyncIterato
 
 
 @pytest.fixture
-async def tab(chromium: Any) -> AsyncIterator[Tab]:
+async def tab(browser: Any) -> AsyncIterator[Tab]:
     """A guarded page under the page's own Content-Security-Policy."""
-    async with guarded_tab(chromium) as guarded:
+    async with guarded_tab(browser) as guarded:
         yield guarded
 
 
@@ -534,11 +500,11 @@ async def serious_violations(tab: Tab, script: Path) -> list[str]:
     ]
 
 
-async def test_no_serious_accessibility_violations(chromium: Any, site: RunningServer) -> None:
+async def test_no_serious_accessibility_violations(browser: Any, site: RunningServer) -> None:
     script = await asyncio.to_thread(axe_script)
     # Playwright injects axe-core as an inline script, which the page's policy refuses: this
     # context alone bypasses the policy (every other test runs under it).
-    async with guarded_tab(chromium, bypass_csp=True) as tab:
+    async with guarded_tab(browser, bypass_csp=True) as tab:
         await check_accessibility(tab, site, script)
 
 

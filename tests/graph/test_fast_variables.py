@@ -19,6 +19,7 @@ from bench.ingestion import TRACK_BATCH, demo_events, graphql_body
 from graph.execution import FastExecutor
 from graph.schema import schema as strawberry_schema
 from graph.variables import Coercers, VariablesExecutor, coerce_variables, operation_of
+from services.clock import UnreadableTime
 
 SDL = """
 enum Color { RED GREEN BLUE }
@@ -301,7 +302,7 @@ def test_errors_are_graphql_cores() -> None:
         [{"event": "a", "color": "red"}],
         [{"event": None}],
         [{"event": "a", "source": "MARS"}],
-        [{"event": "a", "timestamp": "yesterday"}],
+        [{"event": "a", "timestamp": "yesterday", "userId": 7}],
         [{"event": "a", "context": {"screenWidth": 2**40}}],
         [{"event": "a"}, {"event": "b", "context": []}],
         None,
@@ -313,6 +314,18 @@ def test_errors_are_graphql_cores() -> None:
         before = FastExecutor.build(APP_SCHEMA, document, raw_variable_values={"events": events})
         assert isinstance(built, list) and isinstance(before, list)
         assert [e.formatted for e in built] == [e.formatted for e in before]
+
+
+def test_unreadable_timestamps_coerce_alike() -> None:
+    """Both paths read a timestamp that is no date-time to the same marker (graph/scalars.py)."""
+    events = [{"event": "a", "timestamp": t} for t in ("yesterday", "2026-02-30T10:00:00Z", 5)]
+    fast = assert_coerced_alike(APP_SCHEMA, TRACK_DEFINITIONS, {"events": events})
+    assert fast is not None
+    assert [e["timestamp"] for e in fast.coerced["events"]] == [
+        UnreadableTime("yesterday"),
+        UnreadableTime("2026-02-30T10:00:00Z"),
+        UnreadableTime(5),
+    ]
 
 
 def test_the_executor_runs_with_graphql_cores_values() -> None:

@@ -1,11 +1,13 @@
-"""DateTime input is read by the standard library first; the values are dateutil's."""
+"""DateTime input is read by the standard library first; the values are dateutil's, and what
+neither reads becomes an UnreadableTime for the caller to refuse."""
 
 from __future__ import annotations
 
 import dateutil.parser
 import pytest
 
-from graph.scalars import parse_datetime
+from graph.scalars import read_datetime
+from services.clock import UnreadableTime, parse_time
 
 FORMS = [
     "2026-11-22T10:00:00Z",
@@ -21,7 +23,7 @@ FORMS = [
 
 @pytest.mark.parametrize("text", FORMS)
 def test_same_value_as_dateutil(text: str) -> None:
-    assert parse_datetime(text) == dateutil.parser.isoparse(text)
+    assert parse_time(text) == dateutil.parser.isoparse(text) == read_datetime(text)
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2026-11-22T25:00", ""])
@@ -29,4 +31,10 @@ def test_refused_as_dateutil_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         dateutil.parser.isoparse(text)
     with pytest.raises(ValueError):
-        parse_datetime(text)
+        parse_time(text)
+    assert read_datetime(text) == UnreadableTime(text)
+
+
+@pytest.mark.parametrize("value", [5, 1.5, True, ["2026-11-22"], {"at": "2026-11-22"}])
+def test_values_other_than_text_are_unreadable(value: object) -> None:
+    assert read_datetime(value) == UnreadableTime(value)

@@ -84,7 +84,9 @@ async def _audit(node: str, url: str, key: str | None) -> tuple[dict[str, int], 
 @pytest.mark.parametrize("dev", [False, True], ids=["with an API key", "dev mode"])
 async def test_graphql_http_audit(database_url: str, dev: bool) -> None:
     node = await asyncio.to_thread(_install)
-    running, server, task = await start_server(database_url, dev=dev)
+    # The audit's operations introspect (`__type`): outside dev mode that needs the switch
+    # (and a read key, which it has).
+    running, server, task = await start_server(database_url, dev=dev, introspection=True)
     try:
         key = None
         if not dev:

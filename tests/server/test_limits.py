@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from bench.request_latency import realistic_event
 from graph.extensions import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from graph.query_limits import MAX_EXPANDED_FIELDS, MAX_LIST_ITEMS, MAX_REPEATED_FIELD
 from server import limits
@@ -26,10 +27,6 @@ from tests.server.conftest import Tenants
 
 QUICK = 3.0  # seconds; each refusal below takes well under one on a laptop
 NORMAL = "{ users { totalCount } }"
-CHROME = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
 TRACK_BATCH = """mutation($events: [TrackInput!]!) {
   trackBatch(events: $events) { accepted duplicates errors { index code } } }"""
 
@@ -107,45 +104,29 @@ async def test_every_route_has_a_body_limit(tenants: Tenants, path: str, limit: 
     assert (await tenants.http.get("/healthz")).json() == {"status": "ok"}
 
 
-def _event(n: int) -> dict[str, Any]:
-    """A realistic client event of about 1.7 KB (a property at its 1024-character limit)."""
-    return {
-        "event": "click",
-        "userId": str(10_000 + n % 50),
-        "source": "WEB",
-        "timestamp": f"2026-03-02T10:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z",
-        "idempotencyKey": f"evt-{n:08d}",
-        "context": {
-            "url": f"https://shop.example.com/products/{n}?utm_source=newsletter&utm_medium=email",
-            "userAgent": CHROME,
-            "referrer": "https://www.google.com/",
-            "title": "Product page — Example Shop",
-        },
-        "properties": {
-            "hierarchy": "@body;|@div;#app;.layout;|@main;.content;|@section;.product;"
-            f"[data-id={n}];|@div;.actions;|@button;.btn;.btn-primary;.add-to-cart;|",
-            "target_text": "Add to cart",
-            "price": 49.9,
-            "currency": "EUR",
-            "sku": f"SKU-{n:06d}",
-            "category": "shoes/running/trail",
-            "experiment": "checkout-v2",
-            "note": "x" * 1000,
-        },
-    }
-
-
 async def test_a_1000_event_batch_fits_and_100000_events_are_refused(tenants: Tenants) -> None:
     ingest = tenants.alpha.keys["ingest"]
-    events = [_event(n) for n in range(1000)]
+    # How long the 1000 events take is a figure of the machine: `make bench` measures it
+    # (bench/request_latency.py, the same events, target 6 s). Here: they fit, all stored.
+    events = [realistic_event(n) for n in range(1000)]
     assert len(orjson.dumps({"query": TRACK_BATCH, "variables": {"events": events}})) > 1_500_000
     stored = await tenants.data(ingest, TRACK_BATCH, events=events)
     assert stored["trackBatch"] == {"accepted": 1000, "duplicates": 0, "errors": []}
 
-    # 100,000 realistic events are far over the body limit...
-    big = [_event(n) for n in range(100_000)]
-    response, took = await _timed(tenants.graphql(ingest, TRACK_BATCH, events=big))
-    assert response.status_code == 413 and took < 2 * QUICK
+    # 100,000 realistic events are far over the body limit: refused whole.
+    big = orjson.dumps(
+        {
+            "query": TRACK_BATCH,
+            "variables": {"events": [realistic_event(n) for n in range(100_000)]},
+        }
+    )
+    response = await tenants.http.post(
+        "/graphql",
+        content=big,
+        headers={"authorization": f"Bearer {ingest}", "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     # ...and 100,000 tiny ones, under it, are refused before graphql-core coerces them.
     tiny = [{"event": "e", "userId": "1"}] * 100_000
     response, took = await _timed(tenants.graphql(ingest, TRACK_BATCH, events=tiny))
@@ -403,11 +384,13 @@ async def test_a_well_formed_request_id_from_the_client_is_kept(tenants: Tenants
 
 
 def test_introspection_setting_from_the_environment() -> None:
-    assert Settings.from_env({}).introspection is True
+    assert Settings.from_env({}).introspection is None
+    assert Settings.from_env({"USERTRAIL_INTROSPECTION": "1"}).introspection is True
     for off in ("0", "false", "no", "off"):
         assert Settings.from_env({"USERTRAIL_INTROSPECTION": off}).introspection is False
-    settings = Settings(introspection=False)
-    assert Settings.from_env(settings.as_env()) == settings
+    for value in (None, True, False):
+        settings = Settings(introspection=value)
+        assert Settings.from_env(settings.as_env()) == settings
 
 
 @pytest.fixture
@@ -432,8 +415,13 @@ async def test_introspection_and_graphiql_can_be_turned_off(closed_server: Runni
         assert "Did you mean" not in _messages(guess)[0]
 
 
-async def test_introspection_and_graphiql_are_on_by_default(tenants: Tenants) -> None:
-    page = await tenants.http.get("/graphql", headers={"accept": "text/html"})
-    assert page.status_code == 200
-    schema = await tenants.data(tenants.alpha.keys["read"], "{ __schema { queryType { name } } }")
-    assert schema == {"__schema": {"queryType": {"name": "Query"}}}
+async def test_introspection_and_graphiql_are_on_by_default_in_dev_mode(
+    server: RunningServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        schema = await client.post(
+            "/graphql", json={"query": "{ __schema { queryType { name } } }"}
+        )
+        assert schema.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
