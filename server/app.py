@@ -25,12 +25,13 @@ from starlette.routing import Route
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
-from server import heap_api, ide, metrics, request_ids, segment_api
+from server import heap_api, metrics, request_ids, segment_api
 from server.assets import Assets
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
+from server.page import routes as page_routes
 from server.persisted_queries import PersistedQueries
 from server.security_headers import SecurityHeaders
 from server.settings import Settings
@@ -143,7 +144,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
     routes = [
-        Route("/", ide.front_door(settings), methods=["GET"]),
+        *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),
