@@ -62,7 +62,7 @@ lock:  ## re-pin requirements.lock: the newest versions pyproject.toml allows, f
 	rm -rf $(LOCK_VENV)
 	@echo "requirements.lock updated: run make install, make test, USERTRAIL_FAST_PATHS=0 make test and make test-pg before committing it"
 
-serve: $(STAMP) maybe-assets  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
+serve: $(STAMP) maybe-assets  ## migrate, load demo data into an empty database (DEMO=0: don't), serve the page at http://127.0.0.1:8000/ and GraphiQL at /graphql
 	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL) \
 		--demo-if-empty $(DEMO) --demo-days $(DEMO_DAYS)
 
