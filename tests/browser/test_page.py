@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,9 +38,10 @@ except ImportError:  # the `browser` fixture skips (or fails in CI), saying why
     expect = None  # type: ignore[assignment]
 
 from services import demo, environments, keys
-from tests.browser.conftest import SCREENSHOTS, cannot_run, is_loopback_url
+from tests.browser.conftest import SCREENSHOTS, is_loopback_url
 from tests.conftest import PostgresTemplates, RunningServer, _fresh_database, start_server
 from tests.demo_server import makefile_demo
+from tests.node_packages import install
 
 AXE = Path(__file__).parent / "axe"
 AXE_SCRIPT = AXE / "node_modules" / "axe-core" / "axe.min.js"
@@ -464,27 +463,7 @@ async def test_keyboard_reaches_rows_sessions_and_events(tab: Tab, site: Running
 
 def axe_script() -> Path:
     """axe-core's script, installed from npm (tests/browser/axe) if it is missing."""
-    lock = json.loads((AXE / "package-lock.json").read_text())
-    pinned = lock["packages"]["node_modules/axe-core"]["version"]
-    installed = AXE / "node_modules" / "axe-core" / "package.json"
-    if installed.exists() and json.loads(installed.read_text())["version"] == pinned:
-        return AXE_SCRIPT
-    npm = shutil.which("npm")
-    if npm is None:
-        cannot_run("npm is not on PATH (axe-core is an npm package)")
-    assert npm is not None
-    try:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=AXE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        cannot_run("npm ci did not finish within 300 s")
-    if done.returncode != 0 or not AXE_SCRIPT.exists():
-        cannot_run(f"npm ci failed in {AXE}: {done.stderr.strip()[-1000:]}")
+    install(AXE, "axe-core", what="the accessibility test")
     return AXE_SCRIPT
 
 
