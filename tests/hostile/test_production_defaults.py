@@ -51,6 +51,11 @@ def _bearer(key: str | None) -> dict[str, str]:
     return {} if key is None else {"authorization": f"Bearer {key}"}
 
 
+def _basic(shop: Shop) -> str:
+    """Basic credentials of the ingest key, as the Segment SDKs send the write key."""
+    return base64.b64encode(f"{shop.keys['ingest']}:".encode()).decode()
+
+
 def _assert_headers(answers: list[httpx.Response]) -> None:
     """nosniff and no-referrer on every answer; frame-ancestors on every HTML one."""
     assert answers
@@ -82,13 +87,9 @@ async def test_an_ingest_key_or_no_key_reads_no_schema_page_or_metrics(shop: Sho
     _assert_headers(answers)
 
 
-def _basic(shop: Shop) -> str:
-    return base64.b64encode(f"{shop.keys['ingest']}:".encode()).decode()
-
-
 async def test_v1_answers_an_evil_origin_without_credentials(shop: Shop) -> None:
     answers = _seen(shop.http)
-    asked = await shop.http.options(
+    await shop.http.options(
         "/v1/batch",
         headers={
             "origin": EVIL,
@@ -100,11 +101,11 @@ async def test_v1_answers_an_evil_origin_without_credentials(shop: Shop) -> None
     for path, body in (("/v1/batch", batch), ("/v1/track", batch["batch"][0])):
         for auth in ({"authorization": f"Basic {_basic(shop)}"}, {}):
             await shop.http.post(path, json=body, headers={"origin": EVIL, "cookie": "s=1", **auth})
-    assert len(answers) == 5
+    # The preflight, then each route with the key (stored) and without it (refused).
+    assert [a.status_code for a in answers] == [200, 200, 401, 200, 401], answers
     for answer in answers:
         assert "access-control-allow-credentials" not in answer.headers, answer.headers
         assert answer.headers.get("access-control-allow-origin") in (None, "*"), answer.headers
-    assert asked.status_code < 500
     _assert_headers(answers)
 
 
