@@ -9,14 +9,17 @@ the watch's worst latency is the longest the server was blocked.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from models import Event, Segment, Session, User
@@ -46,6 +49,7 @@ class Shop:
     environment_id: int
     keys: dict[str, str]
     http: httpx.AsyncClient
+    app_id: str = ""
 
     async def graphql(self, scope: str, query: str, **variables: Any) -> httpx.Response:
         """POST an operation with the environment's key of `scope`."""
@@ -55,13 +59,31 @@ class Shop:
             headers={"authorization": f"Bearer {self.keys[scope]}"},
         )
 
+    async def data(self, scope: str, query: str, **variables: Any) -> dict[str, Any]:
+        """The `data` of an operation that must answer without GraphQL errors."""
+        response = await self.graphql(scope, query, **variables)
+        assert response.status_code == 200 and not errors_of(response), response.text[:500]
+        return dict(response.json()["data"])
+
+    async def segment(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST to the Segment route `/v1/{path}` as a browser SDK does, with the ingest key."""
+        return await self.http.post(f"/v1/{path}", json=body, auth=(self.keys["ingest"], ""))
+
+    async def heap(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST to the Heap route `/api/{path}` with nothing but the public app id."""
+        return await self.http.post(f"/api/{path}", json={"app_id": self.app_id, **body})
+
 
 @asynccontextmanager
 async def open_shop(
-    database_url: str, *, people: int = 0, statement_timeout: float | None = None
+    database_url: str,
+    *,
+    people: int = 0,
+    statement_timeout: float | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Shop]:
     """A production server over `database_url`, with `people` demo people in `shop`."""
-    settings: dict[str, Any] = {"dev": False}
+    settings["dev"] = False
     if statement_timeout is not None:
         settings["statement_timeout"] = statement_timeout
     running, server, task = await start_server(database_url, **settings)
@@ -76,7 +98,7 @@ async def open_shop(
             batches = demo.generate(users=people, days=14, seed=7)
             await demo.load(db, environment_id=environment.id, batches=batches)
         async with httpx.AsyncClient(base_url=running.url, timeout=120) as client:
-            yield Shop(running.url, db, environment.id, made, client)
+            yield Shop(running.url, db, environment.id, made, client, environment.app_id)
     finally:
         server.should_exit = True
         await task
@@ -176,3 +198,35 @@ def one_error(response: httpx.Response, code: str) -> dict[str, Any]:
     errors = errors_of(response)
     assert [e.get("extensions", {}).get("code") for e in errors] == [code], errors
     return errors[0]
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the server logged as an error or with a traceback (it runs in the test process)."""
+    return [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def send_half_and_close(
+    url: str, path: str, body: bytes, *, headers: dict[str, str], chunked: bool
+) -> None:
+    """POST headers announcing `body`, half of it, then close: a client leaving mid-body."""
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    half = body[: len(body) // 2]
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(len(body))}
+    sent = {"Host": address.netloc, "Content-Type": "application/json", **headers, **framing}
+    head = "".join(f"{name}: {value}\r\n" for name, value in sent.items())
+    writer.write(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
+    writer.write(f"{len(body):x}\r\n".encode() + half if chunked else half)
+    await writer.drain()
+    await asyncio.sleep(0.1)  # the server is reading the body when the client leaves
+    writer.close()
+    await writer.wait_closed()
+
+
+async def wait_for_log(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    """The records whose message contains `text`, waiting up to 5 s for the first one."""
+    for _ in range(200):
+        if any(text in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.025)
+    return [r for r in caplog.records if text in r.getMessage()]
