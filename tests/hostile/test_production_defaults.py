@@ -76,10 +76,14 @@ async def test_an_ingest_key_or_no_key_reads_no_schema_page_or_metrics(shop: Sho
             assert refused.status_code in (200, 400, 401, 403), refused.text
             assert not (refused.json().get("data") or {}), refused.text
             assert refused.status_code == 401 or refused.json()["errors"], refused.text
-        for path in ("/graphql", "/", "/graphiql"):
+        for path in ("/graphql", "/graphiql"):
             page = await shop.http.get(path, headers={**HTML, **_bearer(key)})
             served = page.headers.get("content-type", "").startswith("text/html")
             assert not served and "<html" not in page.text.lower(), (path, page.status_code)
+        # `/` is the Users & Sessions page: the API's client, holding no data (it asks for a
+        # key), never GraphiQL.
+        front = await shop.http.get("/", headers={**HTML, **_bearer(key)})
+        assert "graphiql" not in front.text.lower(), front.status_code
         for auth in (_bearer(key), {"authorization": f"Basic {_basic(shop)}"}):
             metrics = await shop.http.get("/metrics", headers=auth)
             assert metrics.status_code in (401, 403), (auth, metrics.status_code)
