@@ -284,8 +284,11 @@ class Registry:
             await projection.on_user_deleted(conn, environment_id=environment_id, user_id=user_id)
 
 
-# The one list. Order matters: sessions first (the rows need their session_id before they
-# are inserted, and Initial properties read the sessions it wrote).
+# The one list: a new derived table is a Projection above and a line here. Order matters
+# only where a projection reads another's output: sessions come first (rows need their
+# session_id before they are inserted, and Initial properties read the sessions written).
+# Otherwise each touches its own table, so e.g. a merge may drop the source's sessions
+# before or after moving its matches and rage clicks.
 PROJECTIONS = Registry(
     Sessions(),
     DefinitionMatches(),
