@@ -20,6 +20,7 @@ from resolvers.context import Context
 from resolvers.filters import checked, session_filter, time_range, user_filter
 from resolvers.segments import load_segments, request_budget
 from services import identity, limits, listing
+from services import users as user_service
 from services.errors import UsertrailError
 from services.identity import UserKey
 from services.listing import UsersCursor
@@ -207,7 +208,7 @@ async def delete_user(
             ],
         )
     try:
-        deleted = await identity.delete_user(
+        deleted = await user_service.delete_user(
             ctx.db, environment_id=ctx.environment_id, user_id=user_id, identity=identity_value
         )
     except UsertrailError as error:

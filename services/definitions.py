@@ -661,7 +661,7 @@ def _compile_criteria(
 async def on_merge(
     conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int
 ) -> None:
-    """Move the matches of `source_id`'s events to `target_id` (call from identity.merge)."""
+    """Move the matches of `source_id`'s events to `target_id` (services/projections.py)."""
     await _lock(conn, environment_id, _SHARED)
     await conn.execute(
         update_rows(M)

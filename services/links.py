@@ -33,6 +33,7 @@ from services.ingest import (
     writer,
 )
 from services.limits import storable
+from services.projections import PROJECTIONS
 
 
 @dataclass(slots=True)
@@ -272,7 +273,12 @@ async def _link(
             )
         return None
     done = await identities.identify(
-        conn, environment_id=environment_id, user_id=user_id, identity=who.value, now_us=received_us
+        conn,
+        environment_id=environment_id,
+        user_id=user_id,
+        identity=who.value,
+        now_us=received_us,
+        followers=PROJECTIONS,
     )
     return done.user_id
 

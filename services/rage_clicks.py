@@ -269,7 +269,8 @@ async def on_merge(
 ) -> None:
     """Carry `source_id`'s rage clicks to `target_id` and find the bursts the merge completes.
 
-    Call it from identity.merge before the source's events move (it reads its clicks).
+    Call it before a merge moves the source's events (it reads its clicks): see
+    services/projections.py.
     """
     rows = await conn.execute(
         select(E.c.id, E.c.type, E.c.time_us, E.c.properties).where(
