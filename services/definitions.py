@@ -12,6 +12,9 @@ large batch or backfill never holds the event loop (issue 17).
 On PostgreSQL, changes to an environment's definitions take an exclusive advisory lock and
 the writers of matches (ingestion, merges) a shared one, so that a backfill never misses
 events committed while it runs nor a batch a definition committed meanwhile.
+
+Length: one concept, a definition's life (validate, save, backfill, match live, follow
+merges); split along those lines once it grows again (issue 18).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 The core: it imports no feature. Data derived from events follows a merge through the
 `Followers` the caller passes (services/projections.py), never through an import here.
+
+Length: routing, identify, merge and user properties share the alias and lock
+statements; splitting them would split those statements' one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Orchestrates identity, idempotency and the projections of derived data (sessions first) in
 one write transaction per batch.
 GraphQL mutations, the Heap API and the Segment API all come through here.
+
+Length: the steps of one write transaction, each short, kept beside each other so the
+order they run in reads in one place.
 """
 
 from __future__ import annotations
