@@ -14,7 +14,7 @@ from graph.filters import PropertyOperator, TimeRange
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
+    from graph.context import Context
 
 
 @strawberry.type(description="A condition on one text property (target text, path).")

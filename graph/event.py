@@ -14,10 +14,10 @@ from graph.enums import EventSource
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
+    from graph.context import Context
     from graph.definition import EventDefinition
     from graph.session import Session
     from graph.user import User
-    from resolvers.context import Context
 
 SessionType = Annotated["Session", strawberry.lazy("graph.session")]
 UserType = Annotated["User", strawberry.lazy("graph.user")]

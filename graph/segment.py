@@ -14,7 +14,7 @@ from graph.filters import UserFilter
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
+    from graph.context import Context
 
 
 def public_filter(document: Any) -> Any:

@@ -27,9 +27,9 @@ from graph.pagination import (
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
+    from graph.context import Context
     from graph.definition import EventDefinition
     from graph.user import User
-    from resolvers.context import Context
 
 UserType = Annotated["User", strawberry.lazy("graph.user")]
 EventConnectionType = Annotated["EventConnection", strawberry.lazy("graph.event")]

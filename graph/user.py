@@ -15,9 +15,9 @@ from services.clock import to_datetime
 from services.users import all_properties, display_name
 
 if TYPE_CHECKING:
+    from graph.context import Context
     from graph.filters import EventMatch, UserSessionFilter
     from graph.session import Session, SessionConnection
-    from resolvers.context import Context
 
 SessionType = Annotated["Session", strawberry.lazy("graph.session")]
 SessionConnectionType = Annotated["SessionConnection", strawberry.lazy("graph.session")]

@@ -8,10 +8,10 @@ import strawberry
 
 from graph import ids
 from graph.common import UserError
+from graph.context import Context
 from graph.definition import DefineEventInput, EventDefinition, EventDefinitionPayload
 from graph.filters import TimeRange
 from graph.payloads import DeletePayload
-from resolvers.context import Context
 from resolvers.filters import checked, time_range
 from services import definitions
 from services.errors import NotFound, UsertrailError

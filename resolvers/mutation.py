@@ -7,12 +7,12 @@ from typing import Any
 import strawberry
 
 from graph.common import UserError
+from graph.context import Context
 from graph.enums import EventSource
 from graph.event import Event
 from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
 from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
 from graph.user import User
-from resolvers.context import Context
 from services import ingest
 from services.errors import Problem, UsertrailError
 

@@ -8,9 +8,9 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.common import UserError
+from graph.context import Context
 from graph.payloads import DeletePayload
 from graph.segment import Segment, SegmentInput, SegmentPayload
-from resolvers.context import Context
 from resolvers.filters import bad_input, node_id, user_filter
 from services import listing, segments
 from services.errors import UsertrailError

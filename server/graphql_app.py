@@ -36,9 +36,9 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from graph.context import Context
 from graph.extensions import is_unexpected, report_unexpected
-from resolvers.context import Context
-from resolvers.loaders import Loaders
+from graph.loaders import Loaders
 from server import auth, ide, request_ids
 from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json

@@ -1,12 +1,12 @@
-"""The per-request context every resolver receives."""
+"""The per-request context every type and resolver receives; graph/loaders.py holds its loaders."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from graph.loaders import Loaders
 from models.db import Database
-from resolvers.loaders import Loaders
 from services.keys import Principal
 
 
