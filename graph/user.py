@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
+from graph.arguments import checked, event_match, user_session_filter
 from graph.common import Location, Node, PageInfo
 from graph.pagination import cut, deferred, first_argument, given, last_argument, window
 from services.clock import to_datetime
@@ -145,7 +146,6 @@ class User(Node):
         before: str | None = None,
     ) -> SessionConnectionType:
         from graph.session import Session, SessionConnection, SessionEdge, wanted_events
-        from resolvers.filters import checked, event_match, user_session_filter
 
         asked = window(
             first,

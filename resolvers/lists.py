@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import filters as inputs
 from graph import ids
+from graph.arguments import checked, session_filter, time_range, user_filter
 from graph.common import UserError
 from graph.context import Context
 from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
 from graph.payloads import DeletePayload, EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
-from resolvers.filters import checked, session_filter, time_range, user_filter
 from resolvers.segments import load_segments, request_budget
 from services import identity, limits, listing
 from services.errors import UsertrailError

@@ -7,11 +7,11 @@ from typing import Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.arguments import bad_input, node_id, user_filter
 from graph.common import UserError
 from graph.context import Context
 from graph.payloads import DeletePayload
 from graph.segment import Segment, SegmentInput, SegmentPayload
-from resolvers.filters import bad_input, node_id, user_filter
 from services import listing, segments
 from services.errors import UsertrailError
 from services.filter_size import RequestBudget, expanded_size, within_limits
