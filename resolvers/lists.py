@@ -14,11 +14,11 @@ from graph import ids
 from graph.arguments import checked, session_filter, time_range, user_filter
 from graph.common import UserError
 from graph.context import Context
+from graph.named_segments import filter_compiler, request_budget, segment_filters
 from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
 from graph.payloads import DeletePayload, EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
-from resolvers.segments import load_segments, request_budget
 from services import identity, limits, listing
 from services.errors import UsertrailError
 from services.identity import UserKey
@@ -51,12 +51,12 @@ async def users(
     wanted = checked(lambda: user_filter(filter).checked())
     position = UsersCursor(*asked.cursor) if asked.cursor is not None else None
     ctx = info.context
-    compiler = ctx.loaders.compiler()
-    if position is not None:
-        compiler.now_us = position.snapshot_us
 
     async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
-        await load_segments(conn, environment_id, wanted, compiler, budget=request_budget(ctx))
+        named = await segment_filters(conn, environment_id, wanted, budget=request_budget(ctx))
+        # A later page compiles as of the first page's moment, kept in its cursor.
+        at_us = position.snapshot_us if position is not None else None
+        compiler = filter_compiler(ctx.loaders, named, now_us=at_us)
         conditions = compiler.users(wanted)
         # Event conditions probed user by user too: a page scans few users when many match.
         per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
