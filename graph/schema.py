@@ -67,7 +67,7 @@ class Mutation:
         description="Set properties of up to 1000 users.",
     )
     delete_user: DeletePayload = strawberry.mutation(
-        resolver=lists.delete_user,
+        resolver=mutation.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
     define_event: EventDefinitionPayload = strawberry.mutation(

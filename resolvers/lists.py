@@ -1,4 +1,4 @@
-"""The Users and Sessions pages, event names, and erasing a user."""
+"""The Users and Sessions pages and event names."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import filters as inputs
-from graph import ids
 from graph.arguments import checked, session_filter, time_range, user_filter
-from graph.common import UserError
 from graph.context import Context
 from graph.named_segments import filter_compiler, request_budget, segment_filters
 from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
-from graph.payloads import DeletePayload, EventName
+from graph.payloads import EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
 from services import identity, limits, listing
@@ -185,31 +183,3 @@ async def event_names(info: Info, time: inputs.TimeRange | None = None) -> list[
             conn, environment_id=ctx.environment_id, low=low, high=high
         )
     return [EventName(type=kind, server_side=server, count=n) for kind, server, n in found]
-
-
-async def delete_user(
-    info: Info,
-    user_id: str | None = None,
-    identity_value: Annotated[str | None, strawberry.argument(name="identity")] = None,
-) -> DeletePayload:
-    """Erase a user with its aliases, sessions and events, in one transaction."""
-    ctx = info.context
-    if (user_id is None) == (identity_value is None):
-        return DeletePayload(
-            deleted_id=None,
-            errors=[
-                UserError(
-                    index=None,
-                    field="userId",
-                    message="give exactly one of userId or identity",
-                    code="INVALID_INPUT",
-                )
-            ],
-        )
-    try:
-        deleted = await identity.delete_user(
-            ctx.db, environment_id=ctx.environment_id, user_id=user_id, identity=identity_value
-        )
-    except UsertrailError as error:
-        return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
-    return DeletePayload(deleted_id=strawberry.ID(ids.encode("User", deleted)), errors=[])
