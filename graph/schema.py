@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from graph.common import Node
+from graph.context import Builders
 from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
 from graph.extensions import extensions_for
@@ -92,6 +93,10 @@ class Mutation:
         resolver=segments.delete_segment,
         description="Delete a segment that no other segment uses.",
     )
+
+
+# The types that fields of the types below them return (graph/context.Builders).
+BUILDERS = Builders(session=Session.from_row, user=User.from_row)
 
 
 def build(*, dev: bool) -> strawberry.Schema:

@@ -39,6 +39,7 @@ from strawberry.types.unset import UNSET
 from graph.context import Context
 from graph.extensions import is_unexpected, report_unexpected
 from graph.loaders import Loaders
+from graph.schema import BUILDERS
 from server import auth, ide, request_ids
 from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
@@ -212,6 +213,7 @@ class GraphQLApp(GraphQL[Context, None]):
             environment_id=environment_id,
             dev=state.settings.dev,
             loaders=Loaders(state.db, environment_id),
+            build=BUILDERS,
             request=request,
             response=response,
             principal=getattr(request.state, "principal", None),
