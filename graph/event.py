@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 # Types above this module, named lazily and never imported (not even for type checkers):
 # their modules import this one. Fields build them through Context.build.
-SessionType = Annotated["Session", strawberry.lazy("graph.session")]  # noqa: F821
-UserType = Annotated["User", strawberry.lazy("graph.user")]  # noqa: F821
+SessionType = Annotated["Session", strawberry.lazy("graph.session")]  # type: ignore[name-defined]  # noqa: F821
+UserType = Annotated["User", strawberry.lazy("graph.user")]  # type: ignore[name-defined]  # noqa: F821
 _new = object.__new__
 
 

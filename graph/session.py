@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # The type above this module, named lazily and never imported (not even for type checkers):
 # its module imports this one. Session.user builds it through Context.build.
-UserType = Annotated["User", strawberry.lazy("graph.user")]  # noqa: F821
+UserType = Annotated["User", strawberry.lazy("graph.user")]  # type: ignore[name-defined]  # noqa: F821
 EventConnectionType = Annotated["EventConnection", strawberry.lazy("graph.event")]
 DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
 MAX_EVENTS_PAGE = 500
