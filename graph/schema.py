@@ -23,6 +23,9 @@ from graph.user import User, UserConnection
 from graph.variables import VariablesExecutor
 from resolvers import definitions, lists, mutation, query, segments
 
+# The types that fields of the types below them return (graph/context.Builders).
+BUILDERS = Builders(session=Session.from_row, user=User.from_row)
+
 
 @strawberry.type(description="Reading users, sessions and events.")
 class Query:
@@ -93,10 +96,6 @@ class Mutation:
         resolver=segments.delete_segment,
         description="Delete a segment that no other segment uses.",
     )
-
-
-# The types that fields of the types below them return (graph/context.Builders).
-BUILDERS = Builders(session=Session.from_row, user=User.from_row)
 
 
 def build(*, dev: bool) -> strawberry.Schema:
