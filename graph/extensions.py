@@ -123,7 +123,7 @@ class SkippableValidationCache(ValidationCache):
 
 
 class SharedReads(SchemaExtension):
-    """A query's loaders read through one connection (resolvers/loaders.py); mutations don't.
+    """A query's loaders read through one connection (graph/loaders.py); mutations don't.
 
     The GraphQL app gives the connection back when the request ends (`Loaders.release`).
     """

@@ -6,6 +6,7 @@ import strawberry
 
 from graph import input_conversion
 from graph.common import Node
+from graph.context import Builders
 from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
 from graph.execution import FastExecutor
@@ -22,6 +23,9 @@ from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
 from resolvers import definitions, lists, mutation, query, segments
+
+# The types that fields of the types below them return (graph/context.Builders).
+BUILDERS = Builders(session=Session.from_row, user=User.from_row)
 
 
 @strawberry.type(description="Reading users, sessions and events.")
@@ -68,7 +72,7 @@ class Mutation:
         description="Set properties of up to 1000 users.",
     )
     delete_user: DeletePayload = strawberry.mutation(
-        resolver=lists.delete_user,
+        resolver=mutation.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
     define_event: EventDefinitionPayload = strawberry.mutation(

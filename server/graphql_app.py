@@ -33,9 +33,10 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from graph.context import Context
 from graph.extensions import is_unexpected, report_unexpected
-from resolvers.context import Context
-from resolvers.loaders import Loaders
+from graph.loaders import Loaders
+from graph.schema import BUILDERS
 from server import auth, ide, request_ids
 from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
@@ -170,6 +171,7 @@ class GraphQLApp(GraphQL[Context, None]):
             environment_id=environment_id,
             dev=state.settings.dev,
             loaders=Loaders(state.db, environment_id),
+            build=BUILDERS,
             request=request,
             response=response,
             principal=getattr(request.state, "principal", None),

@@ -9,9 +9,9 @@ in services/limits.py; segments are checked when saved and filters when compiled
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from services.conditions import LIST_VALUE, PropertyCondition
 from services.errors import InvalidInput
@@ -22,10 +22,32 @@ from services.limits import (
     MAX_SEGMENT_DEPTH,
 )
 
-if TYPE_CHECKING:
-    from services.filters import UserFilter
-
 TOO_COMPLEX = "FILTER_TOO_COMPLEX"
+
+
+# What a size is read from: services/filters.UserFilter, described here rather than imported,
+# since services/filters imports this module (the house has no import circles).
+class _EventMatch(Protocol):
+    @property
+    def where(self) -> tuple[PropertyCondition, ...]: ...
+
+
+class _EventCondition(Protocol):
+    @property
+    def event(self) -> _EventMatch: ...
+
+
+class UserFilter(Protocol):
+    """The parts of a users filter its size counts."""
+
+    @property
+    def properties(self) -> tuple[PropertyCondition, ...]: ...
+    @property
+    def events(self) -> Sequence[_EventCondition]: ...
+    @property
+    def any_of(self) -> Sequence[UserFilter]: ...
+    @property
+    def segment_id(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,7 +206,7 @@ async def test_a_segment_with_an_unreadable_time_is_not_saved(api: Api) -> None:
 def test_every_datetime_input_is_checked() -> None:
     """Each input field of type DateTime is checked per item or belongs to an input class
     installed in graph/input_conversion.py (which refuses an unreadable time while building it;
-    with the fast paths off, resolvers/filters.time_range does); no field takes a DateTime
+    with the fast paths off, graph/arguments.time_range does); no field takes a DateTime
     argument directly (it would reach the resolver unchecked)."""
     graphql_schema = schema._schema
     seen = []

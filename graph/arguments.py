@@ -1,4 +1,4 @@
-"""Filter inputs to validated service filters; invalid ones become errors naming the field."""
+"""Filter arguments to validated service filters; invalid ones become errors naming the field."""
 
 from __future__ import annotations
 
