@@ -17,17 +17,19 @@ ROUTE ?= heap
 DB ?= sqlite
 PROFILE_ARGS ?=
 
-.PHONY: serve test test-pg lint schema bench profile clean install assets maybe-assets
+.PHONY: serve test test-pg lint schema bench profile clean install assets maybe-assets lock
 
 # GraphiQL's browser files: npm packages (web/package-lock.json) bundled into server/static/build/.
 ASSETS := server/static/build/manifest.json
 ASSET_SOURCES := web/package-lock.json web/build.mjs $(wildcard web/*/*.js web/*/*.css)
 
-$(STAMP): pyproject.toml
+# Dependencies at the exact versions of requirements.lock (constraints: a package pyproject.toml
+# adds that the lock does not name yet installs unpinned until the next `make lock`).
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=python3 if that is 3.11+)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP) maybe-assets
@@ -49,7 +51,18 @@ maybe-assets:
 		echo "note: node and npm not found: GraphiQL's assets are not built (make assets needs Node 20+ and npm)"; \
 	fi
 
-serve: $(STAMP) maybe-assets  ## migrate, load demo data into an empty database (DEMO=0: don't), serve GraphiQL at http://127.0.0.1:8000/graphql
+LOCK_VENV := .lock-venv
+lock:  ## re-pin requirements.lock: the newest versions pyproject.toml allows, from a fresh venv
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' requirements.lock; $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(LOCK_VENV)
+	@echo "requirements.lock updated: run make install, make test, USERTRAIL_FAST_PATHS=0 make test and make test-pg before committing it"
+
+serve: $(STAMP) maybe-assets  ## migrate, load demo data into an empty database (DEMO=0: don't), serve the page at http://127.0.0.1:8000/ and GraphiQL at /graphql
 	$(BIN)/usertrail serve --dev --host 127.0.0.1 --port $(PORT) --database-url $(DATABASE_URL) \
 		--demo-if-empty $(DEMO) --demo-days $(DEMO_DAYS)
 
@@ -59,8 +72,9 @@ test: $(STAMP) maybe-assets  ## the whole suite on SQLite (PostgreSQL-only tests
 test-pg: $(STAMP) maybe-assets  ## the whole suite on PostgreSQL
 	USERTRAIL_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and mypy over services/ and models/ (pyproject.toml [tool.mypy])
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 schema: $(STAMP)  ## regenerate schema.graphql from the code
 	$(BIN)/usertrail export-schema --output schema.graphql
@@ -73,4 +87,4 @@ profile: $(STAMP)  ## py-spy on the server while one route ingests: cores per th
 	$(BIN)/python -m bench.profile --route $(ROUTE) --database $(DB) $(PROFILE_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis web/node_modules server/static/build
+	rm -rf $(VENV) $(LOCK_VENV) *.egg-info .pytest_cache .hypothesis .mypy_cache web/node_modules server/static/build

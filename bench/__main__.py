@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 from rich.console import Console
 
-from bench import bench_definitions, ingestion, peer, queries, request_latency
+from bench import bench_definitions, ingestion, internals, peer, queries, request_latency
 from bench import dataset as datasets
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
 from bench.report import build_table
@@ -40,6 +40,7 @@ QUICK = {
     "max_shape_seconds": 10.0,
     "definition_events": 20_000,
     "latency_runs": 2,
+    "internals_rounds": 3,
 }
 FULL = {
     "users": 100_000,
@@ -49,6 +50,7 @@ FULL = {
     "max_shape_seconds": 60.0,
     "definition_events": 1_000_000,
     "latency_runs": 10,
+    "internals_rounds": 15,
 }
 
 
@@ -86,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--latency-runs", type=int, help="1000-event trackBatch requests timed per database (10)"
+    )
+    parser.add_argument(
+        "--internals-rounds",
+        type=int,
+        help="requests each way per fast path, bench/internals.py (15; 0 skips)",
     )
     parser.add_argument("--runs", type=int, help="requests per query shape (30)")
     parser.add_argument(
@@ -140,6 +147,7 @@ class Run:
             "peer": {},
             "segment_ratio_p50": {},
             "definitions": {},
+            "internals": {},
         }
 
     def say(self, message: str) -> None:
@@ -225,6 +233,20 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
         await bench.stage("event definitions", define)
     else:
         results["definitions"] = {"skipped": "--definition-events 0"}
+    if args.internals_rounds > 0:
+
+        async def fast_paths() -> None:
+            results["internals"] = await internals.run(
+                databases,
+                users=min(args.users, internals.USERS),
+                rounds=args.internals_rounds,
+                batch=args.batch_size,
+                say=bench.say,
+            )
+
+        await bench.stage("fast paths", fast_paths)
+    else:
+        results["internals"] = {"skipped": "--internals-rounds 0"}
     built: list[datasets.Dataset] = []
 
     async def build() -> None:

@@ -31,7 +31,8 @@ from models import DefinitionMatch
 from models.db import Database
 from models.migrate import upgrade
 from services import definitions, environments
-from services.matching import Criterion, PropertyCondition, StringMatch
+from services.conditions import PropertyCondition
+from services.matching import Criterion, StringMatch
 
 START_US = 1_772_000_000_000_000  # 2026-02-25
 SPAN_US = 30 * 86_400_000_000

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench import request_latency
+from bench import internals, request_latency
 
 DIALECTS = ("sqlite", "postgresql")
 ROUTES = {
@@ -220,4 +220,6 @@ def build_table(results: dict[str, Any]) -> Table:
     _memory_row(table, results)
     table.add_section()
     _definition_rows(table, results)
+    table.add_section()
+    internals.add_rows(table, results)
     return table

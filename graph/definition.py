@@ -9,12 +9,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
+from graph.arguments import checked, time_range
 from graph.common import Node, UserError
 from graph.filters import PropertyOperator, TimeRange
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
+    from graph.context import Context
 
 
 @strawberry.type(description="A condition on one text property (target text, path).")
@@ -97,9 +98,14 @@ class EventDefinition(Node):
     async def event_count(
         self, info: strawberry.Info[Context], time: TimeRange | None = None
     ) -> int:
-        from resolvers.definitions import matching_event_count
-
-        return await matching_event_count(info, self.row.id, time)
+        span = checked(lambda: time_range(time))
+        low = high = None
+        if span is not None:
+            checked(lambda: span.checked("time"))
+            low, high = span.bounds(info.context.loaders.now_us)
+        to_us = high + 1 if high is not None else None  # the service's upper bound is exclusive
+        key = (self.row.id, low, to_us)
+        return await info.context.loaders.definition_event_count.load(key)
 
 
 @strawberry.input(description="A condition on one event property.")

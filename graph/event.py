@@ -10,18 +10,17 @@ from strawberry.scalars import JSON
 
 from graph import ids
 from graph.common import Node, PageInfo
+from graph.definition import EventDefinition
 from graph.enums import EventSource
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from graph.definition import EventDefinition
-    from graph.session import Session
-    from graph.user import User
-    from resolvers.context import Context
+    from graph.context import Context
 
-SessionType = Annotated["Session", strawberry.lazy("graph.session")]
-UserType = Annotated["User", strawberry.lazy("graph.user")]
-DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
+# Types above this module, named lazily and never imported (not even for type checkers):
+# their modules import this one. Fields build them through Context.build.
+SessionType = Annotated["Session", strawberry.lazy("graph.session")]  # type: ignore[name-defined]  # noqa: F821
+UserType = Annotated["User", strawberry.lazy("graph.user")]  # type: ignore[name-defined]  # noqa: F821
 _new = object.__new__
 
 
@@ -91,16 +90,12 @@ class Event(Node):
     @strawberry.field(
         description="The definition whose name is shown (most conditions wins, ties: oldest)."
     )
-    async def definition(self, info: strawberry.Info[Context]) -> DefinitionType | None:
-        from graph.definition import EventDefinition
-
+    async def definition(self, info: strawberry.Info[Context]) -> EventDefinition | None:
         shown = await self._definitions(info)
         return EventDefinition.from_row(shown[0]) if shown else None
 
     @strawberry.field(description="Every definition matching the event, the shown one first.")
-    async def definitions(self, info: strawberry.Info[Context]) -> list[DefinitionType]:
-        from graph.definition import EventDefinition
-
+    async def definitions(self, info: strawberry.Info[Context]) -> list[EventDefinition]:
         return [EventDefinition.from_row(row) for row in await self._definitions(info)]
 
     @strawberry.field(description="Hex colour of `definition`, null for raw events.")
@@ -118,16 +113,13 @@ class Event(Node):
 
     @strawberry.field(description="The session the event belongs to.")
     async def session(self, info: strawberry.Info[Context]) -> SessionType:
-        from graph.session import Session
-
         row = await info.context.loaders.session.load((self.row.user_id, self.row.session_id))
-        return Session.from_row(row)
+        return info.context.build.session(row)  # type: ignore[no-any-return]
 
     @strawberry.field(description="The user who did it.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:
-        from graph.user import User
-
-        return User.from_row(await info.context.loaders.user.load(self.row.user_id))
+        row = await info.context.loaders.user.load(self.row.user_id)
+        return info.context.build.user(row)  # type: ignore[no-any-return]
 
 
 def _cursor(self: EventEdge) -> str:

@@ -1,5 +1,16 @@
 """A graphql-core executor that resolves fields without most of the per-field machinery.
 
+Fast path (USERTRAIL_FAST_PATHS, on by default; off: Strawberry's own execution context).
+Replaces: graphql-core's `execute_fields` / `execute_field` / `complete_value` for planned
+fields, and Strawberry's resolver wrapper for direct calls. Pays: the nested users →
+sessions(5) → events(10) query (first 50) takes 1.3-1.5× the wall time and 1.5-1.7× the CPU
+without it (`python -m bench.internals`, 300 demo people, two runs, December 2026). Written
+for graphql-core 3.3.2 (`graphql.execution.executor`, `collect_fields`, `values`) and
+strawberry-graphql 0.341.3 (`StrawberryGraphQLCoreExecutionContext`); pyproject.toml bounds
+both and requirements.lock pins them. tests/graph/test_execution.py and test_page_objects.py
+hold it to the stock executor. It runs over 400 lines on purpose: it mirrors graphql-core's
+`execute_fields` / `execute_field` / `complete_*` one method each, to be read beside them.
+
 graphql-core resolves every field the same way: a `GraphQLResolveInfo`, the argument
 values, Strawberry's resolver wrapper (which builds an `Info` and converts arguments),
 then `complete_value` walking the type. For a field that only reads an attribute of its

@@ -26,7 +26,7 @@ from strawberry.types.graphql import OperationType
 
 from graph.query_limits import DocumentShapeLimiter, ListLimiter
 from graph.scopes import ScopeCheck
-from services.errors import Unavailable
+from services.errors import TimedOut, Unavailable
 
 log = logging.getLogger("usertrail.graphql")
 
@@ -51,6 +51,14 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+def timeout_message(seconds: float) -> str:
+    """What a client reads when a statement of its query ran past the statement timeout."""
+    return (
+        f"the query took longer than {seconds:g} s and was stopped; narrow the filter (fewer "
+        "conditions, a shorter time range), ask for smaller pages, or leave out totalCount"
+    )
+
+
 def _is_outage(original: BaseException | None) -> bool:
     # Only what models.db classified as an outage: other database errors are bugs to see,
     # not reasons for clients to retry forever.
@@ -64,6 +72,9 @@ def reported(error: GraphQLError, *, request_id: str | None, mask: bool) -> Grap
     if _is_outage(original):
         log.warning("request %s: %s failed, database unavailable: %s", request_id, where, original)
         message, code = "the database is unavailable; retry later", "UNAVAILABLE"
+    elif isinstance(original, TimedOut):  # a short line: no statement, no traceback
+        log.warning("request %s: %s stopped: %s", request_id, where, original)
+        message, code = timeout_message(original.seconds), TimedOut.code
     else:
         log.error("request %s: %s failed unexpectedly", request_id, where, exc_info=original)
         message, code = (MASKED_MESSAGE if mask else error.message), "INTERNAL_SERVER_ERROR"
@@ -112,7 +123,7 @@ class SkippableValidationCache(ValidationCache):
 
 
 class SharedReads(SchemaExtension):
-    """A query's loaders read through one connection (resolvers/loaders.py); mutations don't.
+    """A query's loaders read through one connection (graph/loaders.py); mutations don't.
 
     The GraphQL app gives the connection back when the request ends (`Loaders.release`).
     """

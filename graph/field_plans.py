@@ -13,6 +13,11 @@ For every response key a `Step` says how its value is obtained and completed:
   objects, or in general (graphql-core's `complete_value`).
 
 Anything else (field extensions, exception handlers, middleware) keeps the general path.
+
+Part of graph/execution.py's fast path (its figure is there). It reads Strawberry internals:
+the names of its resolver closures (`_get_basic_result`, `_resolver`, `_async_resolver`,
+`_get_is_type_of.<locals>.is_type_of`), `StrawberryField.base_resolver` and the converter's
+DEFINITION_BACKREF, as in strawberry-graphql 0.341.3 and graphql-core 3.3.2.
 """
 
 from __future__ import annotations

@@ -12,23 +12,55 @@ from graph import input_conversion
 from graph.enums import EventSource
 
 
-@strawberry.enum(description="How a property is compared.")
+@strawberry.enum(
+    description="How a property is compared (SPEC §5a), the same in every filter, event "
+    "`where`, definition and segment. A value's text form: a string as it is, a number in "
+    'its shortest form (49.0 reads "49"), true/false. A value is numeric when it is a '
+    'number or a string that, trimmed, is a decimal number (" 49 ", "049", "4.9e1"). The '
+    "NOT_ operators match exactly where their positive does not, absent properties included."
+)
 class PropertyOperator(Enum):
-    EQUALS = "EQUALS"
-    NOT_EQUALS = "NOT_EQUALS"
-    CONTAINS = "CONTAINS"
-    NOT_CONTAINS = "NOT_CONTAINS"
-    STARTS_WITH = "STARTS_WITH"
-    ENDS_WITH = "ENDS_WITH"
-    IS_SET = "IS_SET"
-    IS_NOT_SET = "IS_NOT_SET"
-    GREATER_THAN = "GREATER_THAN"
-    GREATER_OR_EQUAL = "GREATER_OR_EQUAL"
-    LESS_THAN = "LESS_THAN"
-    LESS_OR_EQUAL = "LESS_OR_EQUAL"
-    IN = "IN"
-    NOT_IN = "NOT_IN"
-    MATCHES = "MATCHES"
+    EQUALS = strawberry.enum_value(
+        "EQUALS",
+        description="Number: the value is numeric and equal. String: the text form is equal "
+        "(case-sensitive). Boolean: the value is that boolean, or the string true/false in "
+        "any case.",
+    )
+    NOT_EQUALS = strawberry.enum_value("NOT_EQUALS", description="Not EQUALS (absent too).")
+    CONTAINS = strawberry.enum_value(
+        "CONTAINS", description="The text form contains the string, ignoring case (Unicode)."
+    )
+    NOT_CONTAINS = strawberry.enum_value("NOT_CONTAINS", description="Not CONTAINS (absent too).")
+    STARTS_WITH = strawberry.enum_value(
+        "STARTS_WITH", description="The text form starts with the string (case-sensitive)."
+    )
+    ENDS_WITH = strawberry.enum_value(
+        "ENDS_WITH", description="The text form ends with the string (case-sensitive)."
+    )
+    IS_SET = strawberry.enum_value(
+        "IS_SET", description="The property is present (an empty string is set)."
+    )
+    IS_NOT_SET = strawberry.enum_value("IS_NOT_SET", description="The property is absent.")
+    GREATER_THAN = strawberry.enum_value(
+        "GREATER_THAN",
+        description="The value is numeric and greater; give a number or a numeric string.",
+    )
+    GREATER_OR_EQUAL = strawberry.enum_value(
+        "GREATER_OR_EQUAL", description="The value is numeric and greater or equal."
+    )
+    LESS_THAN = strawberry.enum_value("LESS_THAN", description="The value is numeric and less.")
+    LESS_OR_EQUAL = strawberry.enum_value(
+        "LESS_OR_EQUAL", description="The value is numeric and less or equal."
+    )
+    IN = strawberry.enum_value(
+        "IN", description="EQUALS any element of the list, each by its own kind."
+    )
+    NOT_IN = strawberry.enum_value("NOT_IN", description="Not IN (absent too).")
+    MATCHES = strawberry.enum_value(
+        "MATCHES",
+        description="The whole text form matches the pattern: * any run of characters, the "
+        "rest literal, case-sensitive.",
+    )
 
 
 @strawberry.input(description="Exactly one way of giving a range: lastDays, or from and/or to.")
@@ -45,12 +77,14 @@ input_conversion.install(TimeRange)
 
 
 @strawberry.input(
-    description="A condition on one property. `value` is a string, number or "
+    description="A condition on one property (SPEC §5a). `value` is a string, number or "
     "boolean; a list for IN/NOT_IN; absent for IS_SET/IS_NOT_SET. String "
     "comparisons are case-sensitive except CONTAINS/NOT_CONTAINS."
 )
 class PropertyCondition:
-    property: str = strawberry.field(description="Property name (identity and userId too).")
+    property: str = strawberry.field(
+        description="Property name: any characters, taken literally (identity, userId, email too)."
+    )
     op: PropertyOperator = strawberry.field(description="Operator.")
     value: JSON | None = strawberry.field(default=None, description="Value to compare with.")
 

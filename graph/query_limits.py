@@ -2,9 +2,12 @@
 
 - Expanded size: a fragment spread in several places counts in each, so 800 bytes of
   fragments spreading each other four times per level select a million fields; Strawberry's
-  depth and alias limiters walk that expansion (seconds, growing 4x per level). The
-  document is refused right after parsing when it selects more than MAX_EXPANDED_FIELDS
-  fields once expanded (measured here in linear time, each fragment once).
+  depth and alias limiters walk that expansion (seconds, growing 4x per level). So does a
+  fragment spread twice in one selection set (`F_i { ...F_{i-1} ...F_{i-1} }`: execution
+  merges the two, the limiters walk both; 21 levels blocked the event loop 9 s). The
+  document is refused right after parsing, before validation runs those limiters, when it
+  selects more than MAX_EXPANDED_FIELDS fields once every spread is expanded (measured here
+  in linear time, each fragment once).
 - Repeated fields: graphql-core's OverlappingFieldsCanBeMerged rule compares every pair of
   fields with the same response name in a selection set, so `{ users {…} users {…} … }`
   repeated a thousand times costs seconds of validation in a 12 KB document. The document
@@ -17,10 +20,15 @@
 - Variables: no list in the variables may hold more than MAX_LIST_ITEMS items, checked
   before graphql-core coerces them (1.6 s for 100,000 events). Lists a little over the
   batch limit still reach the resolvers, whose BATCH_TOO_LARGE UserError says more.
+- Filter conditions in the variables: Strawberry turns argument values into input objects
+  at ~20 µs a field, so a 500 KB `anyOf` of 5,000 event conditions cost a second before any
+  filter check could refuse it. Variables holding more property and event conditions than
+  one request may compile (MAX_REQUEST_FILTER_CONDITIONS) are refused before execution.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +39,8 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLList,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -38,12 +48,14 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    get_nullable_type,
 )
-from graphql.utilities import get_operation_ast
+from graphql.utilities import get_operation_ast, type_from_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import PreExecutionError
 
-from services.limits import MAX_BATCH
+from services.filter_size import TOO_COMPLEX
+from services.limits import MAX_BATCH, MAX_REQUEST_FILTER_CONDITIONS
 
 MAX_EXPANDED_FIELDS = 2000
 MAX_REPEATED_FIELD = 50
@@ -55,6 +67,8 @@ PAGE_ARGUMENTS = ("last", "first", "limit")
 LARGEST_PAGE = 500
 MAX_WALK = 100_000  # field visits while estimating; a document needing more is refused
 CONTAINERS = (list, dict)  # what `longest_list` walks into
+# Input types of the conditions of users and sessions filters (definitions have their own).
+CONDITION_TYPES = frozenset({"PropertyCondition", "EventCondition"})
 
 
 def too_complex(message: str, **extensions: Any) -> GraphQLError:
@@ -76,16 +90,19 @@ class _Shape:
         self.resolving: set[str] = set()
 
     def size(self, selection_set: SelectionSetNode) -> int:
-        """Fields selected, fragments expanded where they are spread (capped above the limit)."""
+        """Fields selected, every spread expanded (capped above the limit).
+
+        A fragment spread twice in one selection set counts twice: execution merges the
+        two, but Strawberry's depth and alias limiters walk each, so `F_i { ...F_{i-1}
+        ...F_{i-1} }` doubles their work per level. Each fragment is measured once.
+        """
         total = 0
-        spread: set[str] = set()
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 total += 1 + (self.size(selection.selection_set) if selection.selection_set else 0)
             elif isinstance(selection, InlineFragmentNode):
                 total += self.size(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in spread:
-                spread.add(selection.name.value)
+            elif isinstance(selection, FragmentSpreadNode):
                 total += self._fragment_size(selection.name.value)
             if total > MAX_EXPANDED_FIELDS:
                 break
@@ -304,6 +321,51 @@ def _spelled(where: Any) -> str:
     return path
 
 
+@functools.lru_cache(maxsize=8)  # one schema per app; tests build a few
+def _holding_conditions(schema: GraphQLSchema) -> frozenset[str]:
+    """Names of the input types that are, or can hold, a filter condition."""
+    inputs = [t for t in schema.type_map.values() if isinstance(t, GraphQLInputObjectType)]
+    holding = set(CONDITION_TYPES)
+    grown = True
+    while grown:  # a fixpoint: UserFilter holds UserFilter
+        grown = False
+        for input_type in inputs:
+            if input_type.name not in holding and any(
+                get_named_type(f.type).name in holding for f in input_type.fields.values()
+            ):
+                holding.add(input_type.name)
+                grown = True
+    return frozenset(holding)
+
+
+def filter_conditions(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: dict[str, Any]
+) -> int:
+    """Property and event conditions in the operation's variables (counting stops past the
+    request's limit); only values of input types that can hold one are walked."""
+    holding = _holding_conditions(schema)
+    count = 0
+    pending: list[tuple[Any, Any]] = []
+    for definition in operation.variable_definitions or ():
+        declared = type_from_ast(schema, definition.type)  # type: ignore[arg-type]
+        if declared is not None and get_named_type(declared).name in holding:
+            pending.append((variables.get(definition.variable.name.value), declared))
+    while pending and count <= MAX_REQUEST_FILTER_CONDITIONS:
+        value, kind = pending.pop()
+        kind = get_nullable_type(kind)
+        if isinstance(kind, GraphQLList):
+            items = value if isinstance(value, list) else [value]  # one value: a list of one
+            pending += [(item, kind.of_type) for item in items]
+        elif isinstance(kind, GraphQLInputObjectType) and isinstance(value, dict):
+            count += kind.name in CONDITION_TYPES
+            pending += [
+                (value[name], field.type)
+                for name, field in kind.fields.items()
+                if name in value and get_named_type(field.type).name in holding
+            ]
+    return count
+
+
 class ListLimiter(SchemaExtension):
     """Refuse, before it runs, an operation that could list too many objects or items."""
 
@@ -329,6 +391,13 @@ class ListLimiter(SchemaExtension):
         if operation is None:
             return None
         schema = self.execution_context.schema._schema
+        if filter_conditions(schema, operation, variables) > MAX_REQUEST_FILTER_CONDITIONS:
+            return GraphQLError(
+                f"the variables hold more than {MAX_REQUEST_FILTER_CONDITIONS} filter "
+                "conditions (property, event and `where` conditions); one request compiles at "
+                f"most {MAX_REQUEST_FILTER_CONDITIONS}: narrow the filters",
+                extensions={"code": TOO_COMPLEX, "limit": MAX_REQUEST_FILTER_CONDITIONS},
+            )
         if listed_nodes(schema, document, operation, variables) > MAX_LISTED_NODES:
             return too_complex(
                 f"the query could list more than {MAX_LISTED_NODES} objects: the page sizes "

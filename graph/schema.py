@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from graph import input_conversion
 from graph.common import Node
+from graph.context import Builders
 from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
+from graph.execution import FastExecutor
 from graph.extensions import extensions_for
 from graph.payloads import (
     DeletePayload,
@@ -19,8 +22,10 @@ from graph.scalars import SCALAR_OVERRIDES
 from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
-from graph.variables import VariablesExecutor
 from resolvers import definitions, lists, mutation, query, segments
+
+# The types that fields of the types below them return (graph/context.Builders).
+BUILDERS = Builders(session=Session.from_row, user=User.from_row)
 
 
 @strawberry.type(description="Reading users, sessions and events.")
@@ -67,7 +72,7 @@ class Mutation:
         description="Set properties of up to 1000 users.",
     )
     delete_user: DeletePayload = strawberry.mutation(
-        resolver=lists.delete_user,
+        resolver=mutation.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
     define_event: EventDefinitionPayload = strawberry.mutation(
@@ -94,18 +99,20 @@ class Mutation:
     )
 
 
-def build(*, dev: bool) -> strawberry.Schema:
+def build(*, dev: bool, fast_paths: bool = True) -> strawberry.Schema:
     """The schema with the request-safety extensions of graph/extensions.py.
 
-    Plain fields resolve inline (graph/execution.py) and variables are coerced along a plan
-    (graph/variables.py): same results, a fraction of the cost.
+    `fast_paths` (USERTRAIL_FAST_PATHS): plain fields resolve inline (graph/execution.py) and
+    input objects are built along a plan (graph/input_conversion.py): the same results, a
+    fraction of the cost. Off: Strawberry's and graphql-core's own execution and conversion.
     """
+    input_conversion.enable(fast_paths)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
-        execution_context_class=VariablesExecutor,
+        execution_context_class=FastExecutor if fast_paths else None,
         scalar_overrides=SCALAR_OVERRIDES,
     )
 

@@ -11,10 +11,12 @@ from strawberry.scalars import JSON
 from graph import ids
 from graph.common import Node, UserError
 from graph.filters import UserFilter
+from graph.named_segments import filter_compiler, request_budget, segment_filters
+from services import filters, listing
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
+    from graph.context import Context
 
 
 def public_filter(document: Any) -> Any:
@@ -56,9 +58,18 @@ class Segment(Node):
 
     @strawberry.field(description="Members now (its filter's seen range, default 7 days).")
     async def user_count(self, info: strawberry.Info[Context]) -> int:
-        from resolvers.segments import member_count
-
-        return await member_count(info, self.row.id)
+        ctx = info.context
+        # A filter holding only the segment, with no seen range of its own beside the segment's.
+        only = filters.UserFilter(segment_id=self.row.id)
+        async with ctx.db.read() as conn:
+            named = await segment_filters(
+                conn, ctx.environment_id, only, budget=request_budget(ctx)
+            )
+        conditions = filter_compiler(ctx.loaders, named).users(only, default_seen=None)
+        async with ctx.db.read() as conn:
+            return await listing.count(
+                conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
+            )
 
 
 @strawberry.input(description="A segment to save.")

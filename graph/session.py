@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from graph import ids
 from graph.common import Location, Node, PageInfo
+from graph.definition import EventDefinition
 from graph.enums import DeviceType, EventSource, SessionOrigin
 from graph.event import Event, EventConnection, EventEdge
 from graph.lookahead import selected_arguments
@@ -27,11 +28,11 @@ from graph.pagination import (
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
-    from graph.definition import EventDefinition
-    from graph.user import User
-    from resolvers.context import Context
+    from graph.context import Context
 
-UserType = Annotated["User", strawberry.lazy("graph.user")]
+# The type above this module, named lazily and never imported (not even for type checkers):
+# its module imports this one. Session.user builds it through Context.build.
+UserType = Annotated["User", strawberry.lazy("graph.user")]  # type: ignore[name-defined]  # noqa: F821
 EventConnectionType = Annotated["EventConnection", strawberry.lazy("graph.event")]
 DefinitionType = Annotated["EventDefinition", strawberry.lazy("graph.definition")]
 MAX_EVENTS_PAGE = 500
@@ -144,8 +145,6 @@ class Session(Node):
     async def most_frequent_events(
         self, info: strawberry.Info[Context], limit: int | None = 5
     ) -> list[EventFrequency]:
-        from graph.definition import EventDefinition
-
         shown = check_first(limit, default=5, maximum=100, argument="limit")
         loaders = info.context.loaders
         groups = await loaders.event_type_counts.load((self.row.user_id, self.row.id))
@@ -174,9 +173,8 @@ class Session(Node):
 
     @strawberry.field(description="The user the session belongs to.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:
-        from graph.user import User
-
-        return User.from_row(await info.context.loaders.user.load(self.row.user_id))
+        row = await info.context.loaders.user.load(self.row.user_id)
+        return info.context.build.user(row)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="The session's events, oldest first: `first`/`after` page forward, "

@@ -9,15 +9,16 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph import ids
+from graph.arguments import checked, event_match, user_session_filter
 from graph.common import Location, Node, PageInfo
 from graph.pagination import cut, deferred, first_argument, given, last_argument, window
+from graph.session import Session, SessionConnection, SessionEdge, wanted_events
 from services.clock import to_datetime
 from services.users import all_properties, display_name
 
 if TYPE_CHECKING:
+    from graph.context import Context
     from graph.filters import EventMatch, UserSessionFilter
-    from graph.session import Session, SessionConnection
-    from resolvers.context import Context
 
 SessionType = Annotated["Session", strawberry.lazy("graph.session")]
 SessionConnectionType = Annotated["SessionConnection", strawberry.lazy("graph.session")]
@@ -110,15 +111,11 @@ class User(Node):
 
     @strawberry.field(description="The user's earliest session.")
     async def first_session(self, info: strawberry.Info[Context]) -> SessionType | None:
-        from graph.session import Session
-
         row = await info.context.loaders.first_session.load(self.row.user_id)
         return Session.from_row(row) if row is not None else None
 
     @strawberry.field(description="The user's latest session.")
     async def last_session(self, info: strawberry.Info[Context]) -> SessionType | None:
-        from graph.session import Session
-
         row = await info.context.loaders.last_session.load(self.row.user_id)
         return Session.from_row(row) if row is not None else None
 
@@ -144,9 +141,6 @@ class User(Node):
         last: Annotated[int | None, last_argument("sessions", MAX_SESSIONS_PAGE)] = None,
         before: str | None = None,
     ) -> SessionConnectionType:
-        from graph.session import Session, SessionConnection, SessionEdge, wanted_events
-        from resolvers.filters import checked, event_match, user_session_filter
-
         asked = window(
             first,
             after,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, Integer, MetaData, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase
@@ -32,4 +32,7 @@ class Base(AsyncAttrs, DeclarativeBase):
     """Base of every mapped table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every mapping here is a plain table (SQLAlchemy types `__table__` as any FromClause,
+    # which its insert/update/delete and our helpers taking a Table refuse).
+    __table__: ClassVar[Table]
     type_annotation_map: dict[Any, Any] = {dict[str, Any]: Document}

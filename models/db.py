@@ -12,6 +12,14 @@ SQLite locked past its timeout, conflicts still failing after the retries) into
 `DatabaseUnavailable`. Routes answer it with HTTP 503 and `Retry-After`, GraphQL with an
 error coded UNAVAILABLE; the pool (pre-ping on PostgreSQL) reconnects once the database is
 back, without a restart. Any other database error is a bug and stays what it is.
+
+Reads are bounded in time: with `statement_timeout` (seconds; the server passes
+USERTRAIL_STATEMENT_TIMEOUT), every statement on a read connection that runs longer is
+stopped by the database (PostgreSQL's `statement_timeout`; on SQLite a progress handler,
+models/sqlite_driver.py), and `read` raises `StatementTimeout`. The connection stays usable:
+the read transaction is rolled back as always. Writes have no statement timeout: their work
+is bounded by the input limits, a definition's backfill reads every stored event by design,
+and a write stopped halfway would be retried by SDKs again and again.
 """
 
 from __future__ import annotations
@@ -59,6 +67,25 @@ CONNECT_TIMEOUT_SECONDS = 5
 # SQLite: the writer never checkpoints the WAL inside a commit; a background thread does,
 # after a commit, at most this often (see `Checkpointer`).
 CHECKPOINT_INTERVAL_SECONDS = 0.1
+
+
+# SQLSTATE of a statement cancelled by PostgreSQL, here always by `statement_timeout`.
+QUERY_CANCELED = "57014"
+# What sqlite3 says of a statement stopped by the progress handler (or `interrupt()`).
+SQLITE_INTERRUPTED = "interrupted"
+
+
+class StatementTimeout(Exception):
+    """A read statement ran past the statement timeout and the database stopped it.
+
+    No OSError: it is no outage, and retrying the same request would time out again.
+    """
+
+    code = "QUERY_TIMEOUT"
+
+    def __init__(self, seconds: float):
+        super().__init__(f"a statement ran longer than the statement timeout of {seconds:g} s")
+        self.seconds = seconds
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -138,6 +165,16 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def is_timeout(error: BaseException) -> bool:
+    """True when `error` is a statement stopped by the statement timeout."""
+    for item in _causes(error):
+        if getattr(item, "sqlstate", None) == QUERY_CANCELED:
+            return True
+        if isinstance(item, sqlite3.OperationalError) and str(item) == SQLITE_INTERRUPTED:
+            return True
+    return False
+
+
 def _unavailable(error: BaseException) -> DatabaseUnavailable:
     if isinstance(error, DatabaseUnavailable):
         return error
@@ -148,28 +185,49 @@ def _unavailable(error: BaseException) -> DatabaseUnavailable:
 class Database:
     """The configured database: a read engine, a write path, and dialect facts."""
 
-    def __init__(self, url: str, *, echo: bool = False):
+    def __init__(self, url: str, *, echo: bool = False, statement_timeout: float | None = None):
+        """`statement_timeout`: seconds a read statement may run (None or 0: no limit)."""
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
+        positive = statement_timeout is not None and statement_timeout > 0
+        self.statement_timeout = statement_timeout if positive else None
         common: dict[str, Any] = {
             "echo": echo,
             "json_serializer": _dumps,
             "json_deserializer": orjson.loads,
         }
         if self.is_sqlite:
-            common["async_creator"] = sqlite_driver.connector(self.url)
-            self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
-            self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
+            self.engine = create_async_engine(
+                self.url,
+                pool_size=8,
+                max_overflow=8,
+                async_creator=sqlite_driver.connector(
+                    self.url, statement_timeout=self.statement_timeout
+                ),
+                **common,
+            )
+            self.write_engine = create_async_engine(
+                self.url,
+                pool_size=1,
+                max_overflow=0,
+                async_creator=sqlite_driver.connector(self.url),
+                **common,
+            )
             _configure_sqlite(self.engine, begin="BEGIN")
             _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=False)
         else:
+            connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
+            if self.statement_timeout is not None:
+                # For every statement of the pool's connections; writes lift it (`_write_once`).
+                milliseconds = str(max(1, round(self.statement_timeout * 1000)))
+                connect_args["server_settings"] = {"statement_timeout": milliseconds}
             self.engine = create_async_engine(
                 self.url,
                 pool_size=10,
                 max_overflow=10,
                 pool_pre_ping=True,
-                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+                connect_args=connect_args,
                 **common,
             )
             event.listen(self.engine.sync_engine, "connect", json_codecs)
@@ -193,12 +251,16 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading, inside a transaction that is rolled back at the end.
 
-        Raises DatabaseUnavailable when the database cannot be reached.
+        Raises DatabaseUnavailable when the database cannot be reached, StatementTimeout
+        when a statement ran past the statement timeout.
         """
         try:
             async with self.engine.connect() as conn:
                 yield conn
         except (OSError, SQLAlchemyError) as error:
+            if self.statement_timeout is not None and is_timeout(error):
+                # From the exception, not its text: that quotes the whole statement.
+                raise StatementTimeout(self.statement_timeout) from None
             if is_unavailable(error):
                 raise _unavailable(error) from error
             raise
@@ -207,6 +269,8 @@ class Database:
     async def _write_once(self) -> AsyncIterator[AsyncConnection]:
         if self._write_lock is None:
             async with self.write_engine.begin() as conn:
+                if self.statement_timeout is not None:  # reads only (see the module docstring)
+                    await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 yield conn
             return
         async with self._write_lock:

@@ -1,5 +1,14 @@
 """aiosqlite connections that run a statement in one round trip to their worker thread.
 
+Not behind USERTRAIL_FAST_PATHS, and no longer a speed-up: bench/internals.py (commit
+ead9ea6, issue 18) measured Segment `/v1/batch` at 2,292 events/s with this driver and 4,232
+with SQLAlchemy's own aiosqlite adapter (median of 3 runs each, 4 clients, a loaded 2-core
+machine). It stays because the statement timeout and the SQL functions of property
+conditions are installed through it; moving those to "connect" listeners of SQLAlchemy's
+adapter would let it go. It reaches into aiosqlite 0.22 private fields (`_connection`,
+`_cursor`, `_execute`, `_thread`): pyproject.toml bounds aiosqlite below 0.23 and
+requirements.lock pins it.
+
 aiosqlite runs every call on a connection's worker thread and hands the result back to the
 event loop. SQLAlchemy's aiosqlite adapter makes four such calls per statement: make a cursor,
 execute, fetch the rows, close the cursor. Each waits for the worker thread to take the GIL
@@ -14,11 +23,18 @@ SQLAlchemy runs one statement at a time on a connection), and `execute` fetches 
 statement's rows in the same trip as it runs it. `fetchone`, `fetchmany`, `fetchall` and
 iteration then read those rows without another trip. A cursor closed while its statement
 still runs (its caller cancelled) is closed on the worker thread, after the statement.
+
+Statement timeout: a connection made with `statement_timeout` stops any statement running
+longer (SQLite answers "interrupted"), through a progress handler that SQLite calls every
+PROGRESS_STEPS virtual-machine steps on the worker thread. The deadline is set on that
+thread as the statement starts, so a statement whose caller went away still stops.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from functools import partial
@@ -28,7 +44,13 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 
+from models.property_values import register_sqlite
+
 ITER_CHUNK_SIZE = 64  # aiosqlite's default
+# VM steps between deadline checks: 2-3 ms of a plain scan, ~70 ms of one calling json_extract
+# per row. Each check takes the GIL from the event loop; checks 100x as often cost a long scan
+# a third more while the loop is busy.
+PROGRESS_STEPS = 100_000
 
 
 class OneTripCursor(aiosqlite.Cursor):
@@ -48,14 +70,15 @@ class OneTripCursor(aiosqlite.Cursor):
         cursor = self._cursor
 
         def run() -> list[Any]:
-            cursor.execute(sql, () if parameters is None else parameters)
+            # aiosqlite's signature (overridden here) is wider than sqlite3's stubs.
+            cursor.execute(sql, () if parameters is None else parameters)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 
         self._rows = deque(await self._run(run))
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> OneTripCursor:
-        await self._run(partial(self._cursor.executemany, sql, parameters))
+        await self._run(partial(self._cursor.executemany, sql, parameters))  # type: ignore[arg-type]
         return self
 
     async def executescript(self, sql_script: str) -> OneTripCursor:
@@ -64,12 +87,19 @@ class OneTripCursor(aiosqlite.Cursor):
 
     async def _run(self, work: Callable[[], Any]) -> Any:
         self._rows = deque()  # a failed statement leaves no rows of the one before
+        conn = self._conn
+        timeout = getattr(conn, "statement_timeout", None)
 
         def run() -> Any:
+            # On the worker thread, so the deadline is this statement's, whoever waits for it.
+            if timeout is not None:
+                conn.deadline = time.monotonic() + timeout  # type: ignore[attr-defined]
             try:
                 return work()
             finally:  # on the worker thread: a cancelled caller's await ends before this
                 self._running = False
+                if timeout is not None:  # what runs next without a cursor (COMMIT) runs freely
+                    conn.deadline = math.inf  # type: ignore[attr-defined]
 
         self._running = True
         return await self._execute(run)
@@ -98,21 +128,44 @@ class OneTripCursor(aiosqlite.Cursor):
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors are `OneTripCursor`s, made without a trip."""
 
+    statement_timeout: float | None = None
+    deadline = math.inf  # monotonic time past which the running statement is interrupted
+
+    def stop_statements_after(self, seconds: float) -> None:
+        """Interrupt every statement of this connection that runs longer than `seconds`."""
+        assert self._connection is not None
+        self.statement_timeout = seconds
+        self._connection.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+
+    def _past_deadline(self) -> bool:  # on the worker thread, every PROGRESS_STEPS steps
+        return time.monotonic() > self.deadline
+
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         if self._connection is None:  # as aiosqlite says it, which SQLAlchemy reads as a
             raise sqlite3.OperationalError("no active connection")  # lost connection
         return OneTripCursor(self, self._connection.cursor())
 
 
-def connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+def connector(
+    url: str, *, statement_timeout: float | None = None
+) -> Callable[[], Awaitable[aiosqlite.Connection]]:
     """An `async_creator` for `create_async_engine(url, async_creator=...)`: connections to
-    the database of `url` (opened with the arguments SQLAlchemy would give sqlite3)."""
+    the database of `url` (opened with the arguments SQLAlchemy would give sqlite3), that
+    stop statements running longer than `statement_timeout` seconds, if given."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    connect = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+    open_ = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
+
+    def connect() -> sqlite3.Connection:
+        connection = open_()
+        register_sqlite(connection)  # the SQL functions property conditions compile to
+        return connection
 
     async def create() -> aiosqlite.Connection:
         connection = OneTripConnection(connect, ITER_CHUNK_SIZE)
         connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
-        return await connection
+        await connection
+        if statement_timeout is not None:
+            connection.stop_statements_after(statement_timeout)
+        return connection
 
     return create

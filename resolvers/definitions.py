@@ -8,14 +8,13 @@ import strawberry
 
 from graph import ids
 from graph.common import UserError
+from graph.context import Context
 from graph.definition import DefineEventInput, EventDefinition, EventDefinitionPayload
-from graph.filters import TimeRange
 from graph.payloads import DeletePayload
-from resolvers.context import Context
-from resolvers.filters import checked, time_range
 from services import definitions
+from services.conditions import PropertyCondition
 from services.errors import NotFound, UsertrailError
-from services.matching import Criterion, PropertyCondition, StringMatch
+from services.matching import Criterion, StringMatch
 
 Info = strawberry.Info[Context]
 
@@ -118,13 +117,3 @@ async def event_definitions(info: Info) -> list[EventDefinition]:
     async with info.context.db.read() as conn:
         rows = await definitions.list_(conn, environment_id=info.context.environment_id)
     return [EventDefinition.from_row(row) for row in rows]
-
-
-async def matching_event_count(info: Info, definition_id: int, time: TimeRange | None) -> int:
-    span = checked(lambda: time_range(time))
-    low = high = None
-    if span is not None:
-        checked(lambda: span.checked("time"))
-        low, high = span.bounds(info.context.loaders.now_us)
-    to_us = high + 1 if high is not None else None  # the service's upper bound is exclusive
-    return await info.context.loaders.definition_event_count.load((definition_id, low, to_us))

@@ -1,4 +1,4 @@
-"""The Users and Sessions pages, event names, and erasing a user."""
+"""The Users and Sessions pages and event names."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import filters as inputs
-from graph import ids
-from graph.common import UserError
+from graph.arguments import checked, session_filter, time_range, user_filter
+from graph.context import Context
+from graph.named_segments import filter_compiler, request_budget, segment_filters
 from graph.pagination import cut, deferred, first_argument, given, last_argument, page_info, window
-from graph.payloads import DeletePayload, EventName
+from graph.payloads import EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
-from resolvers.context import Context
-from resolvers.filters import checked, session_filter, time_range, user_filter
-from resolvers.segments import load_segments
 from services import identity, limits, listing
 from services.errors import UsertrailError
 from services.identity import UserKey
@@ -51,12 +49,12 @@ async def users(
     wanted = checked(lambda: user_filter(filter).checked())
     position = UsersCursor(*asked.cursor) if asked.cursor is not None else None
     ctx = info.context
-    compiler = ctx.loaders.compiler()
-    if position is not None:
-        compiler.now_us = position.snapshot_us
 
     async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
-        await load_segments(conn, environment_id, wanted, compiler)
+        named = await segment_filters(conn, environment_id, wanted, budget=request_budget(ctx))
+        # A later page compiles as of the first page's moment, kept in its cursor.
+        at_us = position.snapshot_us if position is not None else None
+        compiler = filter_compiler(ctx.loaders, named, now_us=at_us)
         conditions = compiler.users(wanted)
         # Event conditions probed user by user too: a page scans few users when many match.
         per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
@@ -145,6 +143,7 @@ async def sessions(
     )
     wanted = checked(lambda: session_filter(filter).checked())
     ctx = info.context
+    checked(lambda: request_budget(ctx).spend(wanted.size(), "filter"))
     named = filter is not None and (filter.user_id is not None or filter.identity is not None)
     user_id = (
         await named_user(info, filter.user_id, filter.identity, prefix="filter.") if named else None
@@ -184,31 +183,3 @@ async def event_names(info: Info, time: inputs.TimeRange | None = None) -> list[
             conn, environment_id=ctx.environment_id, low=low, high=high
         )
     return [EventName(type=kind, server_side=server, count=n) for kind, server, n in found]
-
-
-async def delete_user(
-    info: Info,
-    user_id: str | None = None,
-    identity_value: Annotated[str | None, strawberry.argument(name="identity")] = None,
-) -> DeletePayload:
-    """Erase a user with its aliases, sessions and events, in one transaction."""
-    ctx = info.context
-    if (user_id is None) == (identity_value is None):
-        return DeletePayload(
-            deleted_id=None,
-            errors=[
-                UserError(
-                    index=None,
-                    field="userId",
-                    message="give exactly one of userId or identity",
-                    code="INVALID_INPUT",
-                )
-            ],
-        )
-    try:
-        deleted = await identity.delete_user(
-            ctx.db, environment_id=ctx.environment_id, user_id=user_id, identity=identity_value
-        )
-    except UsertrailError as error:
-        return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
-    return DeletePayload(deleted_id=strawberry.ID(ids.encode("User", deleted)), errors=[])

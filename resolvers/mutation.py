@@ -1,19 +1,21 @@
-"""Ingestion mutations: GraphQL inputs to ingest-service calls, service errors to UserErrors."""
+"""Ingestion mutations and erasing a user: GraphQL inputs to service calls, errors to UserErrors."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
+from graph import ids
 from graph.common import UserError
+from graph.context import Context
 from graph.enums import EventSource
 from graph.event import Event
 from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
-from graph.payloads import IdentifyPayload, TrackPayload, UserPropertiesPayload
+from graph.payloads import DeletePayload, IdentifyPayload, TrackPayload, UserPropertiesPayload
 from graph.user import User
-from resolvers.context import Context
 from services import ingest
+from services import users as user_service
 from services.errors import Problem, UsertrailError
 
 Info = strawberry.Info[Context]
@@ -150,3 +152,31 @@ async def add_user_properties_batch(info: Info, users: list[UserPropertiesInput]
     return TrackPayload(
         accepted=outcome.accepted, duplicates=0, errors=UserError.many(outcome.problems)
     )
+
+
+async def delete_user(
+    info: Info,
+    user_id: str | None = None,
+    identity_value: Annotated[str | None, strawberry.argument(name="identity")] = None,
+) -> DeletePayload:
+    """Erase a user with its aliases, sessions and events, in one transaction."""
+    ctx = info.context
+    if (user_id is None) == (identity_value is None):
+        return DeletePayload(
+            deleted_id=None,
+            errors=[
+                UserError(
+                    index=None,
+                    field="userId",
+                    message="give exactly one of userId or identity",
+                    code="INVALID_INPUT",
+                )
+            ],
+        )
+    try:
+        deleted = await user_service.delete_user(
+            ctx.db, environment_id=ctx.environment_id, user_id=user_id, identity=identity_value
+        )
+    except UsertrailError as error:
+        return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
+    return DeletePayload(deleted_id=strawberry.ID(ids.encode("User", deleted)), errors=[])

@@ -15,12 +15,12 @@ from graphql import GraphQLError
 
 from graph import ids
 from graph.common import Node
+from graph.context import Context
 from graph.definition import EventDefinition
 from graph.event import Event
 from graph.segment import Segment
 from graph.session import Session
 from graph.user import User
-from resolvers.context import Context
 from services import limits, segments
 from services.errors import UsertrailError
 from services.identity import UserKey

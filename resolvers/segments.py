@@ -1,57 +1,18 @@
-"""Segment queries and mutations; segment ids in filters are resolved before compiling."""
+"""Segment queries and mutations (graph/named_segments.py resolves the segments a filter names)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.arguments import node_id, user_filter
 from graph.common import UserError
+from graph.context import Context
 from graph.payloads import DeletePayload
 from graph.segment import Segment, SegmentInput, SegmentPayload
-from resolvers.context import Context
-from resolvers.filters import bad_input, node_id, user_filter
-from services import listing, segments
+from services import segments
 from services.errors import UsertrailError
-from services.filters import Compiler, UserFilter
 
 Info = strawberry.Info[Context]
-
-
-async def load_segments(
-    conn: AsyncConnection, environment_id: int, wanted: UserFilter, compiler: Compiler
-) -> None:
-    """Give `compiler` the filters of the segments `wanted` names (a GraphQL error if unknown)."""
-    try:
-        compiler.segments = await segments.resolve_filters(
-            conn, environment_id=environment_id, user_filter=wanted
-        )
-    except UsertrailError as error:
-        raise bad_input(error) from None
-
-
-async def compiled_users(
-    info: Info, wanted: UserFilter, compiler: Compiler, *, default_seen: bool = True
-) -> list[Any]:
-    """Conditions on users for `wanted`, after loading the segments it names."""
-    async with info.context.db.read() as conn:
-        await load_segments(conn, info.context.environment_id, wanted, compiler)
-    if default_seen:
-        return compiler.users(wanted)
-    return compiler.users(wanted, default_seen=None)
-
-
-async def member_count(info: Info, segment_id: int) -> int:
-    ctx = info.context
-    compiler = ctx.loaders.compiler()
-    # A filter holding only the segment, with no seen range of its own beside the segment's.
-    only = UserFilter(segment_id=segment_id)
-    conditions = await compiled_users(info, only, compiler, default_seen=False)
-    async with ctx.db.read() as conn:
-        return await listing.count(
-            conn, listing.U, [listing.U.c.environment_id == ctx.environment_id, *conditions]
-        )
 
 
 async def list_segments(info: Info) -> list[Segment]:

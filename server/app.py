@@ -25,12 +25,13 @@ from starlette.routing import Route
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
-from server import heap_api, ide, metrics, request_ids, segment_api
+from server import heap_api, metrics, request_ids, segment_api
 from server.assets import Assets
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
 from server.limits import BodyLimits
+from server.page import routes as page_routes
 from server.persisted_queries import PersistedQueries
 from server.security_headers import SecurityHeaders
 from server.settings import Settings
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
         app.state.usertrail = AppState(settings, db)
         autocapture.warm_up()
         _tune_garbage_collector()
@@ -128,12 +129,13 @@ def create_app(settings: Settings) -> Starlette:
     allowed_origins(settings)  # a CORS setting dev mode refuses fails here, not at a request
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
-    schema = build(dev=settings.dev)
+    schema = build(dev=settings.dev, fast_paths=settings.fast_paths)
     if not settings.introspection_on:
         schema = without_introspection(schema)
     assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
+        fast_json=settings.fast_paths,
         graphql_ide="graphiql" if settings.introspection_on else None,
         assets=assets,
         persisted_queries=PersistedQueries(
@@ -142,7 +144,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
     routes = [
-        Route("/", ide.front_door(settings), methods=["GET"]),
+        *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),

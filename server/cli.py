@@ -205,8 +205,10 @@ def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> in
         load_demo(settings.database_url, users=demo_users, days=demo_days, seed=1)
     os.environ.update(settings.as_env())
     if settings.dev:
+        base = f"http://{settings.host}:{settings.port}"
         print(
-            f"Usertrail (dev mode) — GraphiQL at http://{settings.host}:{settings.port}/graphql",
+            f"Usertrail (dev mode) — the Users & Sessions page at {base}/, GraphiQL at "
+            f"{base}/graphql",
             flush=True,
         )
     # Structured JSON logs outside dev mode (USERTRAIL_LOG_FORMAT=json|text overrides).

@@ -12,17 +12,14 @@
 - Apollo's automatic persisted queries (server/persisted_queries.py): a request may carry a
   query's hash instead of its text, once the text has been sent with it.
 - A client that leaves before its body is read is logged at info, nothing else.
-- Responses are encoded by orjson (10x faster than `json.dumps` on a page of events), byte for
-  byte as Strawberry's `json.dumps(data, separators=(",", ":"))` writes them (see `encode_json`).
+- Responses are encoded by orjson (`encode_json`), unless USERTRAIL_FAST_PATHS=0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -36,9 +33,10 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from graph.context import Context
 from graph.extensions import is_unexpected, report_unexpected
-from resolvers.context import Context
-from resolvers.loaders import Loaders
+from graph.loaders import Loaders
+from graph.schema import BUILDERS
 from server import auth, ide, request_ids
 from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
@@ -56,64 +54,23 @@ RELEASING: set[asyncio.Task[None]] = set()
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 FORBIDDEN = "FORBIDDEN"
-# orjson writes the floats `json.dumps` writes as 1e-05 .. 9.9e-05 in plain notation, and
-# pads no single-digit negative exponent (1e-7, not 1e-07): such output is left to json.dumps.
-PLAIN_SMALL_FLOAT = b"0.0000"
-# Starts with a literal, so that the search skips ahead (a lookbehind first tried every byte
-# of the response); the digit before the `e` is checked per match.
-SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
-DIGITS = b"0123456789"
-# What orjson would encode and `json.dumps` refuses (TypeError): left to json.dumps too.
-PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-ASCII_ESCAPES = "usertrail-json-ascii"
-
-
-def _escape_non_ascii(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: `\\uXXXX` escapes (UTF-16 pairs beyond the BMP), as json.dumps."""
-    assert isinstance(error, UnicodeEncodeError)
-    escaped = []
-    for char in error.object[error.start : error.end]:
-        code = ord(char)
-        if code >= 0x10000:
-            code -= 0x10000
-            escaped.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
-        else:
-            escaped.append(f"\\u{code:04x}")
-    return "".join(escaped), error.end
-
-
-codecs.register_error(ASCII_ESCAPES, _escape_non_ascii)
-
-
-def _float_written_otherwise(encoded: bytes) -> bool:
-    if encoded.find(PLAIN_SMALL_FLOAT) != -1:
-        return True
-    return any(  # matches cannot overlap: every place the exponent could be is seen
-        match.start() and encoded[match.start() - 1] in DIGITS
-        for match in SHORT_EXPONENT.finditer(encoded)
-    )
 
 
 def encode_json(data: object) -> bytes | str:
-    """The bytes of `json.dumps(data, separators=(",", ":"))`, computed by orjson if it can."""
+    """The response body by orjson (compact UTF-8 JSON); what orjson refuses (ints beyond 64
+    bits, non-string keys, lone surrogates) by json.dumps.
+
+    Fast path (USERTRAIL_FAST_PATHS; off: Strawberry's own `json.dumps`). Pays: the nested
+    query (first 50, ~110 KB) takes 1.06-1.12x the CPU and 1.3-1.4x the wall time with
+    json.dumps (`python -m bench.internals`, December 2026). The bytes differ from
+    json.dumps's (UTF-8 rather than `\\u` escapes, `1e-05` written `1e-5`), the values do
+    not. It overrides Strawberry's documented `encode_json` hook with orjson's public API
+    (orjson 3.13), so no internals are involved.
+    """
     try:
-        encoded = orjson.dumps(data, option=PASSTHROUGH)
-    except TypeError:  # big ints, non-str keys, lone surrogates, ...
+        return orjson.dumps(data)
+    except TypeError:
         return json.dumps(data, separators=(",", ":"))
-    if _float_written_otherwise(encoded):
-        return json.dumps(data, separators=(",", ":"))
-    if b"\x7f" in encoded:  # ASCII, but json.dumps escapes it
-        encoded = encoded.replace(b"\x7f", b"\\u007f")
-    if encoded.isascii():
-        return encoded
-    text = encoded.decode()
-    # backslashreplace escapes U+0100..U+FFFF as json.dumps does (\u2014), the others not
-    # (\xe9, \U0001f600): any \x or \U (even a backslash orjson escaped, then an x) sends
-    # the text to the codec handler, which writes them all as json.dumps does.
-    replaced = text.encode("ascii", "backslashreplace")
-    if b"\\x" not in replaced and b"\\U" not in replaced:
-        return replaced
-    return text.encode("ascii", ASCII_ESCAPES)
 
 
 def prefers_graphql_response(accept: str | None) -> bool:
@@ -153,9 +110,11 @@ class GraphQLApp(GraphQL[Context, None]):
         *,
         persisted_queries: PersistedQueries | None = None,
         assets: Assets | None = None,
+        fast_json: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
+        self.fast_json = fast_json  # False: Strawberry's own json.dumps
         if persisted_queries is None:  # (an empty cache is falsy: it has a length)
             persisted_queries = PersistedQueries()
         self.persisted_queries = persisted_queries
@@ -212,6 +171,7 @@ class GraphQLApp(GraphQL[Context, None]):
             environment_id=environment_id,
             dev=state.settings.dev,
             loaders=Loaders(state.db, environment_id),
+            build=BUILDERS,
             request=request,
             response=response,
             principal=getattr(request.state, "principal", None),
@@ -264,7 +224,7 @@ class GraphQLApp(GraphQL[Context, None]):
         return processed
 
     def encode_json(self, data: object) -> bytes | str:
-        return encode_json(data)
+        return encode_json(data) if self.fast_json else super().encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """The JSON body; Strawberry answers 400 to a JSONDecodeError, and to nothing else.

@@ -1,10 +1,12 @@
 """Heap's server-side HTTP API: `/api/track`, `/api/add_user_properties`, `/api/v1/identify`.
 
-Heap's payloads become calls of services.ingest, the service behind the GraphQL mutations.
-Events sent here are server-side (source SERVER). Answers: 200 `{"success": true, ...}`;
-400 with a JSON error naming the field (`events[3].timestamp` in a bulk request) when
-anything was refused — the valid items of a bulk request are stored all the same, and
-the body says how many (`accepted`, `duplicates`) next to the `errors`.
+Heap's payloads are translated (pure functions: an object in, an item of services.ingest
+out, kept with its position and Heap's field names in a services.batch_items.Placed) and
+stored by the service behind the GraphQL mutations. Events sent here are server-side (source
+SERVER). Answers: 200 `{"success": true, ...}`; 400 with a JSON error naming the field
+(`events[3].timestamp` in a bulk request) when anything was refused — the valid items of a
+bulk request are stored all the same, and the body says how many (`accepted`, `duplicates`)
+next to the `errors`.
 """
 
 from __future__ import annotations
@@ -21,28 +23,77 @@ from server.http_errors import (
     JSON_REFUSED,
     HttpProblem,
     JSONBody,
+    answer_items,
     decode_json_body,
     json_api,
-    problem_list,
     read_body,
-    refused_items,
 )
 from services import ingest, limits
+from services.batch_items import FieldNames, Placed, caller_field
 from services.errors import Problem, UsertrailError
 
 # 1000 events with long properties fit; anything bigger is not a Heap request.
 MAX_BODY = 8 * 1024 * 1024
-# The ingestion service names fields as GraphQL does; Heap spells them in snake case.
-HEAP_NAMES = {"userId": "user_id", "idempotencyKey": "idempotency_key", "sessionId": "session_id"}
+# The ingestion service names fields as GraphQL does; Heap spells them in snake case. A
+# problem with a whole request or batch is one with the item.
+HEAP_NAMES: FieldNames = {
+    "userId": "user_id",
+    "idempotencyKey": "idempotency_key",
+    "sessionId": "session_id",
+    "input": "",
+    "events": "",
+    "users": "",
+}
 
 
-def heap_field(field: str | None, item: str | None = None) -> str | None:
-    """A service field name as Heap spells it, inside `item` (e.g. `events[3]`) if given."""
-    if field is None or field in ("input", "events", "users"):
-        return item or field
-    head, dot, rest = field.partition(".")
-    name = HEAP_NAMES.get(head, head) + dot + rest
-    return f"{item}.{name}" if item else name
+# ------------------------------------------------------- translation (pure: no HTTP here)
+
+
+def _text_id(value: Any) -> Any:
+    """Heap accepts numeric identities; they are the same identity as their decimal string."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def track_item(entry: dict[str, Any]) -> ingest.TrackItem:
+    """A Heap event as an item of the ingestion service (server-side: source SERVER)."""
+    return ingest.TrackItem(
+        event=entry.get("event"),
+        user_id=entry.get("user_id"),
+        identity=_text_id(entry.get("identity")),
+        session_id=entry.get("session_id"),
+        source="SERVER",
+        timestamp=entry.get("timestamp"),
+        properties=entry.get("properties"),
+        idempotency_key=entry.get("idempotency_key"),
+    )
+
+
+def user_properties_item(entry: dict[str, Any]) -> ingest.UserPropertiesItem:
+    """A Heap user's properties as an item of the ingestion service."""
+    return ingest.UserPropertiesItem(
+        properties=entry.get("properties"),
+        user_id=entry.get("user_id"),
+        identity=_text_id(entry.get("identity")),
+    )
+
+
+def translate(
+    entries: list[Any], item: Callable[[dict[str, Any]], Any]
+) -> tuple[Placed[Any], list[Problem]]:
+    """The object entries as service items at their positions, and a problem for every other."""
+    placed: Placed[Any] = Placed()
+    refused: list[Problem] = []
+    for position, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            placed.add(item(entry), position, HEAP_NAMES)
+        else:
+            refused.append(
+                Problem("INVALID_BODY", "each item must be a JSON object", None, position)
+            )
+    return placed, refused
+
+
+# ------------------------------------------------------------------ reading requests
 
 
 class _AppIdOnly(msgspec.Struct):
@@ -98,41 +149,7 @@ def _items(body: dict[str, Any], bulk_key: str) -> tuple[list[dict[str, Any]], b
     return items, True
 
 
-def _text_id(value: Any) -> Any:
-    """Heap accepts numeric identities; they are the same identity as their decimal string."""
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _not_an_object(index: int) -> Problem:
-    return Problem("INVALID_BODY", "each item must be a JSON object", None, index)
-
-
-def _answer(
-    outcome: ingest.Outcome, problems: list[Problem], bulk_key: str, bulk: bool
-) -> Response:
-    every = sorted([*problems, *outcome.problems], key=lambda p: p.index or 0)
-    counts = {"accepted": outcome.accepted, "duplicates": outcome.duplicates}
-    if every:
-        errors = problem_list(
-            (p if bulk else p.at(None) for p in every),
-            lambda p: heap_field(p.field, f"{bulk_key}[{p.index}]" if bulk else None),
-        )
-        raise refused_items(errors, **counts)
-    return JSONBody({"success": True, **counts})
-
-
-def _positions(entries: list[Any]) -> tuple[list[int], list[Problem]]:
-    """Indexes of the object entries, and a problem for every other entry."""
-    kept = [i for i, entry in enumerate(entries) if isinstance(entry, dict)]
-    return kept, [
-        _not_an_object(i) for i, entry in enumerate(entries) if not isinstance(entry, dict)
-    ]
-
-
-def _renumber(outcome: ingest.Outcome, kept: list[int]) -> ingest.Outcome:
-    """Problems placed at their index in the request rather than among the object entries."""
-    outcome.problems = [p.at(kept[p.index]) if p.index is not None else p for p in outcome.problems]
-    return outcome
+# ------------------------------------------------------------------------------- routes
 
 
 async def _bulk(
@@ -141,48 +158,29 @@ async def _bulk(
     item: Callable[[dict[str, Any]], Any],
     store: Callable[..., Awaitable[ingest.Outcome]],
 ) -> Response:
-    """One item, or up to 1000 in `bulk_key`: `item` reads each object, `store` keeps them."""
+    """One item, or up to 1000 in `bulk_key`: `item` translates each object, `store` keeps them."""
     state, environment_id, body = await _request(request)
     entries, bulk = _items(body, bulk_key)
-    kept, problems = _positions(entries)
-    items = [item(entries[i]) for i in kept]
-    outcome = await store(state.db, environment_id=environment_id, items=items)
-    return _answer(_renumber(outcome, kept), problems, bulk_key, bulk)
+    placed, refused = translate(entries, item)
+    outcome = await store(state.db, environment_id=environment_id, items=placed.items)
+    return answer_items(
+        [*refused, *placed.problems(outcome.problems)],
+        batch=bulk_key if bulk else None,
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+    )
 
 
 @json_api
 async def track(request: Request) -> Response:
     """POST /api/track: one event, or up to 1000 in `events`."""
-    return await _bulk(
-        request,
-        "events",
-        lambda entry: ingest.TrackItem(
-            event=entry.get("event"),
-            user_id=entry.get("user_id"),
-            identity=_text_id(entry.get("identity")),
-            session_id=entry.get("session_id"),
-            source="SERVER",
-            timestamp=entry.get("timestamp"),
-            properties=entry.get("properties"),
-            idempotency_key=entry.get("idempotency_key"),
-        ),
-        ingest.track,
-    )
+    return await _bulk(request, "events", track_item, ingest.track)
 
 
 @json_api
 async def add_user_properties(request: Request) -> Response:
     """POST /api/add_user_properties: one user's properties, or up to 1000 users in `users`."""
-    return await _bulk(
-        request,
-        "users",
-        lambda entry: ingest.UserPropertiesItem(
-            properties=entry.get("properties"),
-            user_id=entry.get("user_id"),
-            identity=_text_id(entry.get("identity")),
-        ),
-        ingest.add_user_properties,
-    )
+    return await _bulk(request, "users", user_properties_item, ingest.add_user_properties)
 
 
 @json_api
@@ -198,7 +196,9 @@ async def identify(request: Request) -> Response:
             timestamp=body.get("timestamp"),
         )
     except UsertrailError as error:
-        raise HttpProblem(400, error.code, error.message, field=heap_field(error.field)) from None
+        raise HttpProblem(
+            400, error.code, error.message, field=caller_field(error.field, HEAP_NAMES)
+        ) from None
     return JSONBody({"success": True, "user_id": str(done.user_id), "merged": done.merged})
 
 

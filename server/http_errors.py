@@ -80,30 +80,49 @@ class HttpProblem(Exception):
         return JSONBody(body, status_code=self.status, headers=self.headers)
 
 
-def problem_list(
-    problems: Iterable[Problem], rename: Callable[[Problem], str | None]
-) -> list[dict[str, Any]]:
-    """Per-item problems as JSON objects; `rename` gives each field its name in the caller's API."""
-    return [
-        {"index": p.index, "field": rename(p), "code": p.code, "message": p.message}
-        for p in problems
+def answer_items(
+    problems: Iterable[Problem], *, batch: str | None, accepted: int, duplicates: int
+) -> Response:
+    """200 with the counts, or HTTP 400 (raised) naming each refused item; the valid ones are
+    stored either way.
+
+    Problems carry the caller's positions and field names (services.batch_items.Placed). In a
+    batch request (its array named `batch`) each is said once, in item order, its field inside
+    its item (`events[3].timestamp`); a request of one item names the field alone.
+    """
+    unique = {(p.index, p.code, p.field): p for p in problems}.values()  # a link and its event
+    if not unique:
+        return JSONBody({"success": True, "accepted": accepted, "duplicates": duplicates})
+    errors: list[dict[str, Any]] = [
+        {
+            "index": p.index if batch else None,
+            "field": _in_item(
+                p.field, f"{batch}[{p.index}]" if batch and p.index is not None else None
+            ),
+            "code": p.code,
+            "message": p.message,
+        }
+        for p in sorted(unique, key=lambda p: p.index or 0)
     ]
-
-
-def refused_items(errors: list[dict[str, Any]], **counts: int) -> HttpProblem:
-    """HTTP 400 for a request some of whose items were refused; the valid ones are stored."""
     first = errors[0]
     more = f" ({len(errors) - 1} more in errors)" if len(errors) > 1 else ""
     where = f"{first['field']}: " if first["field"] else ""
-    return HttpProblem(
+    raise HttpProblem(
         400,
         first["code"],
         f"{where}{first['message']}{more}",
         field=first["field"],
         index=first["index"],
         errors=errors,
-        **counts,
+        accepted=accepted,
+        duplicates=duplicates,
     )
+
+
+def _in_item(field: str | None, item: str | None) -> str | None:
+    if item is None:
+        return field
+    return f"{item}.{field}" if field else item
 
 
 async def read_json(request: Request, *, limit: int) -> Any:

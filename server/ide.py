@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse
 
 from server.assets import Assets
-from server.settings import Settings
 
 # What GraphiQL needs and no more: its own script, module chunks and workers; its styles,
 # with the <style> elements Monaco adds for themes and decorations ('unsafe-inline': styles
@@ -157,18 +154,3 @@ def graphiql_page(assets: Assets, *, endpoint: str, dev: bool) -> HTMLResponse:
         config=script_json(config),
     )
     return HTMLResponse(body, headers=PAGE_HEADERS)
-
-
-def front_door(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
-    """GET /: GraphiQL until the reference page exists (a 404 saying why when GraphiQL is off)."""
-
-    async def enter(request: Request) -> Response:
-        if settings.introspection_on:
-            return RedirectResponse("/graphql", status_code=307)
-        message = (
-            "the API is served at /graphql; GraphiQL is off (outside dev mode it is on only "
-            "with USERTRAIL_INTROSPECTION=1 or `usertrail serve --introspection`)"
-        )
-        return JSONResponse({"errors": [{"message": message}]}, status_code=404)
-
-    return enter

@@ -5,10 +5,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
 FALSE_WORDS = ("0", "false", "no", "off")
+DEFAULT_STATEMENT_TIMEOUT = 10.0
+
+
+def fast_paths_from(environ: Mapping[str, str] | None = None) -> bool:
+    """USERTRAIL_FAST_PATHS: on unless it is one of FALSE_WORDS."""
+    env = os.environ if environ is None else environ
+    return env.get("USERTRAIL_FAST_PATHS", "1").strip().lower() not in FALSE_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,14 @@ class Settings:
     # Apollo's persisted queries: texts kept per process (server/persisted_queries.py).
     persisted_query_entries: int = 1000
     persisted_query_bytes: int = 4 * 1024 * 1024
+    # Seconds a read statement may run before the database stops it (0: no limit); writes
+    # have none (models/db.py says why).
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    # Replacements of framework internals that pay for themselves (`make bench` measures
+    # them); off runs the stock Strawberry / graphql-core / json paths. Read from
+    # the environment even by `Settings()`, so that servers built from defaults (tests, the
+    # bench) follow USERTRAIL_FAST_PATHS=0 too.
+    fast_paths: bool = field(default_factory=fast_paths_from)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,6 +72,10 @@ class Settings:
             assets_dir=env.get("USERTRAIL_ASSETS_DIR", ""),
             persisted_query_entries=int(env.get("USERTRAIL_PERSISTED_QUERY_ENTRIES", "1000")),
             persisted_query_bytes=int(env.get("USERTRAIL_PERSISTED_QUERY_BYTES", str(4 << 20))),
+            statement_timeout=float(
+                env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
+            ),
+            fast_paths=fast_paths_from(env),
         )
 
     @property
@@ -90,6 +110,8 @@ class Settings:
             "USERTRAIL_ASSETS_DIR": self.assets_dir,
             "USERTRAIL_PERSISTED_QUERY_ENTRIES": str(self.persisted_query_entries),
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
+            "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
+            "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0",
         }
 
 

@@ -2,38 +2,44 @@
 
 Matches live in `definition_matches`, one row per (event, definition) with the weight of
 the most specific criterion that matched. Creating or editing a definition fills it from
-stored events (a backfill of set-based statements: SQL where a criterion compiles to SQL,
-the selector evaluated once per distinct hierarchy); ingestion adds the matches of new
-events through `match_new_events`, in Python, by the same rules (services/matching.py).
+stored events (a backfill of set-based SQL statements, the selector evaluated once per
+distinct hierarchy); ingestion adds the matches of new events through `match_new_events`,
+in Python. Both use the one implementation of property conditions (services/conditions.py),
+so they agree (services/matching.py).
+Selector matching and compiling run in a worker thread past a little work, so that a
+large batch or backfill never holds the event loop (issue 17).
 
 On PostgreSQL, changes to an environment's definitions take an exclusive advisory lock and
 the writers of matches (ingestion, merges) a shared one, so that a backfill never misses
 events committed while it runs nor a batch a definition committed meanwhile.
+
+Length: one concept, a definition's life (validate, save, backfill, match live, follow
+merges); split along those lines once it grows again (issue 18).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, true, tuple_
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, true
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import update as update_rows
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import DefinitionMatch, Event, EventDefinition
 from models.db import Database
 from models.distribution import move_user_rows
-from services import locks, matching
+from services import limits, locks, matching
 from services.clock import now_us
 from services.errors import Conflict, InvalidInput, NotFound
 from services.matching import Criterion, StringMatch
-from services.selectors import most_specific_selector
+from services.selectors import Selector, most_specific_selector
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
 
 D = EventDefinition.__table__
@@ -55,7 +61,10 @@ PALETTE = (
 )
 MAX_NAME = 255
 MAX_DESCRIPTION = 4096
-PYTHON_BATCH = 5000
+# (event, criterion) tests a batch runs on the event loop; more go to a worker thread.
+LIVE_INLINE_TESTS = 200
+# Distinct hierarchies a backfill matches on the event loop; more go to a worker thread.
+BACKFILL_INLINE_HIERARCHIES = 200
 BACKFILL_CACHE_KIB = -32768  # negative: KiB, as PRAGMA cache_size reads it
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -264,6 +273,12 @@ async def create(
         count = await conn.scalar(
             select(func.count()).select_from(D).where(D.c.environment_id == environment_id)
         )
+        if (count or 0) >= limits.MAX_DEFINITIONS:
+            raise InvalidInput(
+                f"an environment has at most {limits.MAX_DEFINITIONS} event definitions; "
+                "delete one before defining another",
+                code="TOO_MANY_DEFINITIONS",
+            )
         stamp = now_us()
         definition_id = await conn.scalar(
             insert(D)
@@ -440,19 +455,14 @@ async def _backfill(
     hierarchy tested once); then one INSERT … SELECT takes every event any criterion matches,
     weighted by the most specific criterion that matched it (CASE tries them in that order).
     """
-    dialect = conn.dialect.name
     by_weight = sorted(criteria, key=lambda c: -c.condition_count)
     alternatives: list[tuple[Criterion, Any]] = []
     for criterion in by_weight:
-        if matching.sql_expressible(criterion, dialect):
-            condition = await _sql_alternative(conn, environment_id, criterion)
-            if condition is not None:
-                alternatives.append((criterion, condition))
+        condition = await _sql_alternative(conn, environment_id, criterion)
+        if condition is not None:
+            alternatives.append((criterion, condition))
     if alternatives:
         await _insert_matches(conn, environment_id, definition_id, alternatives)
-    for criterion in by_weight:
-        if not matching.sql_expressible(criterion, dialect):
-            await _backfill_in_python(conn, environment_id, definition_id, criterion)
 
 
 async def _sql_alternative(
@@ -472,12 +482,14 @@ async def _sql_alternative(
     seen = await conn.execute(
         select(hierarchy).where(E.c.environment_id == environment_id, condition).distinct()
     )
-    every, found = True, []
-    for (value,) in seen:
-        if selector.matches(value):
-            found.append(value)
-        else:
-            every = False
+    values = [value for (value,) in seen]
+    # Each distinct hierarchy is parsed and matched once; over many the work runs in a
+    # worker thread, so that defining an event never stalls the event loop.
+    if len(values) > BACKFILL_INLINE_HIERARCHIES:
+        found = await asyncio.to_thread(_matching_texts, selector, values)
+    else:
+        found = _matching_texts(selector, values)
+    every = len(found) == len(values)
     if not found:
         return None
     return (
@@ -485,6 +497,10 @@ async def _sql_alternative(
         if every
         else and_(condition, matching.in_texts(hierarchy, found, dialect=dialect))
     )
+
+
+def _matching_texts(selector: Selector, hierarchies: Sequence[str]) -> list[str]:
+    return [value for value in hierarchies if selector.matches(value)]
 
 
 async def _insert_matches(
@@ -526,49 +542,6 @@ async def _insert_matches(
         await conn.execute(text(f"PRAGMA cache_size = {int(previous)}"))
 
 
-async def _backfill_in_python(
-    conn: AsyncConnection, environment_id: int, definition_id: int, criterion: Criterion
-) -> None:
-    """Match one criterion in Python, a batch of events at a time (keys SQL cannot address)."""
-    test = matching.python_matcher(criterion, dialect=conn.dialect.name)
-    statement = _upsert_heaviest(conn)
-    after: tuple[int, int] = (-1, -1)
-    while True:
-        rows = (
-            await conn.execute(
-                select(E.c.user_id, E.c.id, E.c.type, E.c.time_us, E.c.properties)
-                .where(
-                    E.c.environment_id == environment_id,
-                    E.c.type == criterion.type,
-                    tuple_(E.c.user_id, E.c.id) > tuple_(*after),
-                )
-                .order_by(E.c.user_id, E.c.id)
-                .limit(PYTHON_BATCH)
-            )
-        ).all()
-        if not rows:
-            return
-        after = (rows[-1].user_id, rows[-1].id)
-        found = [
-            _match_row(environment_id, row.user_id, row.id, definition_id, criterion, row.time_us)
-            for row in rows
-            if test(row.type, row.properties or {})
-        ]
-        if found:
-            await conn.execute(statement, found)
-
-
-def _upsert_heaviest(conn: AsyncConnection) -> Any:
-    """INSERT matches; on an existing one keep the larger weight."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(M)
-    larger = func.greatest if conn.dialect.name == "postgresql" else func.max
-    return statement.on_conflict_do_update(
-        index_elements=MATCH_KEY,
-        set_={"conditions": larger(M.c.conditions, statement.excluded.conditions)},
-    )
-
-
 def _match_row(
     environment_id: int,
     user_id: int,
@@ -592,7 +565,7 @@ def _match_row(
 _Matcher = tuple[int, Criterion, Callable[[str, Mapping[str, Any]], bool]]
 # Compiled criteria by (dialect, stored criteria): selectors and patterns are built once.
 _compiled: dict[tuple[str, bytes], list[tuple[Criterion, Any]]] = {}
-_COMPILED_LIMIT = 4096
+_COMPILED_LIMIT = 4096  # more than MAX_DEFINITIONS: one environment's always fit
 
 
 async def match_new_events(
@@ -608,6 +581,25 @@ async def match_new_events(
     by_type = await _live_matchers(conn, environment_id)
     if not by_type:
         return
+    # Selectors cost time linear in selector and hierarchy, but a batch multiplies that by
+    # up to MAX_BATCH events and every criterion of their type: past a small amount of work
+    # the batch is matched in a worker thread, so the event loop keeps serving requests.
+    tests = sum(len(by_type.get(row["type"], ())) for row in rows)
+    if tests > LIVE_INLINE_TESTS:
+        found = await asyncio.to_thread(_live_matches, environment_id, by_type, rows)
+    else:
+        found = _live_matches(environment_id, by_type, rows)
+    statement = insert_ignoring_duplicates(conn, M, MATCH_KEY)
+    for chunk in chunks(found, 1000):
+        await conn.execute(statement, list(chunk))
+
+
+def _live_matches(
+    environment_id: int,
+    by_type: Mapping[str, list[_Matcher]],
+    rows: Sequence[Mapping[str, Any]],
+) -> list[dict[str, int]]:
+    """The match rows of `rows`: for each event, the most specific criterion per definition."""
     found: list[dict[str, int]] = []
     for row in rows:
         candidates = by_type.get(row["type"])
@@ -628,9 +620,7 @@ async def match_new_events(
                         row["time_us"],
                     )
                 )
-    statement = insert_ignoring_duplicates(conn, M, MATCH_KEY)
-    for chunk in chunks(found, 1000):
-        await conn.execute(statement, list(chunk))
+    return found
 
 
 async def _live_matchers(conn: AsyncConnection, environment_id: int) -> dict[str, list[_Matcher]]:
@@ -639,27 +629,43 @@ async def _live_matchers(conn: AsyncConnection, environment_id: int) -> dict[str
     rows = await conn.execute(
         select(D.c.id, D.c.criteria).where(D.c.environment_id == environment_id)
     )
+    keyed = [
+        (definition_id, criteria, (dialect, orjson.dumps(criteria, option=orjson.OPT_SORT_KEYS)))
+        for definition_id, criteria in rows
+    ]
+    known = {key: _compiled[key] for _, _, key in keyed if key in _compiled}
+    missing = {key: criteria for _, criteria, key in keyed if key not in known}
+    if missing:
+        # Parsing a long selector takes milliseconds (cssselect), and after a restart every
+        # definition is compiled at once: a worker thread does it, off the event loop.
+        fresh = await asyncio.to_thread(_compile_criteria, missing, dialect)
+        if len(_compiled) + len(fresh) > _COMPILED_LIMIT:
+            _compiled.clear()
+        _compiled.update(fresh)
+        known.update(fresh)
     by_type: dict[str, list[_Matcher]] = defaultdict(list)
-    for definition_id, criteria in rows:
-        key = (dialect, orjson.dumps(criteria, option=orjson.OPT_SORT_KEYS))
-        compiled = _compiled.get(key)
-        if compiled is None:
-            if len(_compiled) >= _COMPILED_LIMIT:
-                _compiled.clear()
-            parsed = [Criterion.from_json(document) for document in criteria]
-            compiled = [(c, matching.python_matcher(c, dialect=dialect)) for c in parsed]
-            _compiled[key] = compiled
-        for criterion, test in compiled:
+    for definition_id, _, key in keyed:
+        for criterion, test in known[key]:
             by_type[criterion.type].append((definition_id, criterion, test))
     for matchers in by_type.values():
         matchers.sort(key=lambda m: -m[1].condition_count)
     return by_type
 
 
+def _compile_criteria(
+    missing: Mapping[tuple[str, bytes], Any], dialect: str
+) -> dict[tuple[str, bytes], list[tuple[Criterion, Any]]]:
+    compiled: dict[tuple[str, bytes], list[tuple[Criterion, Any]]] = {}
+    for key, criteria in missing.items():
+        parsed = [Criterion.from_json(document) for document in criteria]
+        compiled[key] = [(c, matching.python_matcher(c)) for c in parsed]
+    return compiled
+
+
 async def on_merge(
     conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int
 ) -> None:
-    """Move the matches of `source_id`'s events to `target_id` (call from identity.merge)."""
+    """Move the matches of `source_id`'s events to `target_id` (services/projections.py)."""
     await _lock(conn, environment_id, _SHARED)
     await move_user_rows(
         conn, M, environment_id=environment_id, source_id=source_id, target_id=target_id

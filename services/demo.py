@@ -11,6 +11,9 @@ a second device first (merged by an explicit identify); web sessions of pageview
 clicks with Heap element hierarchies, landing pages with UTM tags and referrers; iOS and
 Android app sessions; server-side events inside client sessions (Order Completed) and
 outside them (Invoice Paid, Email Opened); rage-click bursts. About 10 events per person.
+
+Length: most of it is the demo population's data (paths, products, hierarchies, names),
+read top to bottom; the code that sends it is short.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.db import DatabaseUnavailable
+from models.db import DatabaseUnavailable, StatementTimeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +61,8 @@ class Conflict(UsertrailError):
 # deliberately no UsertrailError: resolvers turn those into payload errors, and an outage must
 # reach the client as a failure to retry (HTTP 503 with Retry-After, GraphQL UNAVAILABLE).
 Unavailable = DatabaseUnavailable
+
+# A read statement ran past the statement timeout and was stopped (models/db.py); no
+# UsertrailError either: the request cannot succeed as asked, and the GraphQL layer answers
+# it as QUERY_TIMEOUT, logged in one short line.
+TimedOut = StatementTimeout

@@ -2,7 +2,9 @@
 
 Filters are frozen dataclasses (hashable, so dataloaders can key on them). Compilation
 yields SQLAlchemy conditions over the users, sessions and events tables: EXISTS and IN
-subqueries on indexed columns; nothing is filtered in Python.
+subqueries on indexed columns; nothing is filtered in Python. A filter's size (conditions,
+IN values, segment nesting; services/filter_size.py) is checked before it compiles: the
+`checked` methods bound it as written, the resolvers again with the named segments inlined.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import Event, Session, User
 from services.clock import DAY_US
+from services.condition_sql import IntegerColumn, Operand, TextColumn, condition_sql, json_operand
+from services.conditions import PropertyCondition
 from services.errors import InvalidInput
-from services.properties import (
-    PropertyCondition,
-    column_operand,
-    compile_condition,
-    json_operand,
-)
+from services.filter_size import FilterSize, expanded_size, within_limits
+from services.limits import MAX_ANY_OF_DEPTH
 
 U = User.__table__
 S = Session.__table__
@@ -30,7 +30,7 @@ E = Event.__table__
 
 MAX_LAST_DAYS = 3650
 MAX_AT_LEAST = 10_000
-MAX_DEPTH = 5
+MAX_DEPTH = MAX_ANY_OF_DEPTH
 AUTOCAPTURED = {
     "Initial Browser", "Initial Platform", "Initial Device Type", "Initial Referrer",
     "Initial Landing Page", "Initial Country", "Initial Region", "Initial City",
@@ -90,6 +90,7 @@ class EventMatch:
             raise InvalidInput(
                 "give exactly one of definitionId or type", field=field, code="INVALID_FILTER"
             )
+        within_limits(FilterSize.of_conditions(self.where), field)
         for index, condition in enumerate(self.where):
             condition.checked(f"{field}.where[{index}]")
         return self
@@ -128,6 +129,9 @@ class UserFilter:
     segment_id: int | None = None
 
     def checked(self, field: str = "filter", depth: int = 0) -> UserFilter:
+        """This filter, or InvalidInput naming the field at fault (sizes first, cheaply)."""
+        if depth == 0:
+            within_limits(expanded_size(self, {}), field)
         if depth > MAX_DEPTH:
             raise InvalidInput(
                 f"anyOf nests at most {MAX_DEPTH} levels", field=field, code="INVALID_FILTER"
@@ -155,7 +159,14 @@ class SessionFilter:
     sources: tuple[str, ...] = ()
     include_server_only: bool = False
 
+    def size(self) -> FilterSize:
+        """Its property conditions, and its event condition if any (see filter_size)."""
+        where = self.event.where if self.event is not None else ()
+        counted = FilterSize.of_conditions((*self.user_properties, *where))
+        return counted + FilterSize(conditions=int(self.event is not None))
+
     def checked(self, field: str = "filter") -> SessionFilter:
+        within_limits(self.size(), field)
         if self.time is not None:
             self.time.checked(f"{field}.time")
         if self.event is not None:
@@ -294,17 +305,18 @@ class Compiler:
     def user_property(self, condition: PropertyCondition) -> ColumnElement[bool]:
         name = condition.property
         lowered = name.lower()
+        operand: Operand
         if lowered in ("identity",):
-            operand = column_operand(U.c.identity, self.dialect)
+            operand = TextColumn(U.c.identity, self.dialect)
         elif lowered in ("userid", "user id"):
-            operand = column_operand(U.c.user_id, self.dialect, numeric=True)
+            operand = IntegerColumn(U.c.user_id, self.dialect)
         elif lowered == "email":
-            operand = column_operand(U.c.email, self.dialect)
+            operand = TextColumn(U.c.email, self.dialect)
         elif name in AUTOCAPTURED:
             operand = json_operand(U.c.autocaptured, name, self.dialect)
         else:
             operand = json_operand(U.c.properties, name, self.dialect)
-        return compile_condition(operand, condition, self.dialect)
+        return condition_sql(condition, operand)
 
     def did(
         self, condition: EventCondition, *, default_time: TimeRange | None, per_user: bool = False
@@ -357,9 +369,7 @@ class Compiler:
                     self.definition_condition(events, self.environment_id, match.definition_id)
                 )
         conditions += [
-            compile_condition(
-                json_operand(events.c.properties, c.property, self.dialect), c, self.dialect
-            )
+            condition_sql(c, json_operand(events.c.properties, c.property, self.dialect))
             for c in match.where
         ]
         return conditions

@@ -1,37 +1,37 @@
 """Who data belongs to (SPEC §1): routing external keys to users, identify, merge, properties.
 
-Orchestrates the sessionizer when a merge moves events from one user to another.
+The core: it imports no feature. Data derived from events follows a merge through the
+`Followers` the caller passes (services/projections.py), never through an import here.
+
+Length: routing, identify, merge and user properties share the alias and lock
+statements; splitting them would split those statements' one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import bindparam, case, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from models import Event, IdempotencyKey, Session, User, UserAlias
+from models import Event, IdempotencyKey, User, UserAlias
 from models.distribution import move_user_rows
-from services import definitions, locks, rage_clicks
-from services.autocapture import marketing_channel, split_url
+from services import locks
 from services.clock import random_user_id
 from services.errors import Conflict, InvalidInput, NotFound
 from services.limits import merged_user_properties, stored_user_properties
-from services.sessionize import TimelineEvent
-from services.sessionizer import Incoming, resequence
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
-from services.traits import traits_of_row
 
 U = User.__table__
 A = UserAlias.__table__
-S = Session.__table__
 E = Event.__table__
 K = IdempotencyKey.__table__
-# Every table holding rows of one user (deleteUser erases them all).
-USER_TABLES = [E, S, A, K, U]
+# The core's tables holding rows of one user (`erase` empties them; derived tables, like
+# sessions, are emptied by their projections).
+USER_TABLES = [E, A, K, U]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -51,6 +51,28 @@ class UserKey:
 class Identified:
     user_id: int
     merged: bool
+
+
+@dataclass(slots=True)
+class Merge:
+    """A merge of the anonymous user `source_id` into `target_id`, as its followers see it."""
+
+    environment_id: int
+    source_id: int
+    target_id: int
+    now_us: int
+    # What a follower reads before the rows move and needs after, by the follower's name.
+    carried: dict[str, Any] = field(default_factory=dict)
+
+
+class Followers(Protocol):
+    """What keeps derived data right through a merge (services/projections.py's registry)."""
+
+    async def before_merge(self, conn: AsyncConnection, merge: Merge) -> None:
+        """Run while the source's events, keys and aliases are still the source's."""
+
+    async def on_merge(self, conn: AsyncConnection, merge: Merge) -> None:
+        """Run once they are the target's and the source user is gone."""
 
 
 async def resolve(
@@ -95,9 +117,9 @@ async def _routes(
             )
             routes.update({UserKey(kind, alias): user for alias, user in rows})
     plain = {int(k.value): k for k in keys if k.kind == "user_id" and k not in routes}
-    for chunk in chunks(list(plain)):
-        rows = await conn.execute(_USERS_IN, {"env": environment_id, "users": list(chunk)})
-        routes.update({plain[user]: user for (user,) in rows})
+    for user_chunk in chunks(list(plain)):
+        users = await conn.execute(_USERS_IN, {"env": environment_id, "users": list(user_chunk)})
+        routes.update({plain[user]: user for (user,) in users})
     return routes
 
 
@@ -179,7 +201,13 @@ def _new_user(
 
 
 async def identify(
-    conn: AsyncConnection, *, environment_id: int, user_id: int, identity: str, now_us: int
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    user_id: int,
+    identity: str,
+    now_us: int,
+    followers: Followers,
 ) -> Identified:
     """Give the (resolved, locked) user `user_id` an identity, merging it where SPEC §1 says."""
     user = await get(conn, environment_id=environment_id, user_id=user_id)
@@ -202,7 +230,12 @@ async def identify(
         await give_identities(conn, environment_id=environment_id, identities={user_id: identity})
         return Identified(user_id, merged=False)
     await merge(
-        conn, environment_id=environment_id, source_id=user_id, target_id=owner, now_us=now_us
+        conn,
+        environment_id=environment_id,
+        source_id=user_id,
+        target_id=owner,
+        now_us=now_us,
+        followers=followers,
     )
     return Identified(owner, merged=True)
 
@@ -244,32 +277,21 @@ async def give_identities(
 
 
 async def merge(
-    conn: AsyncConnection, *, environment_id: int, source_id: int, target_id: int, now_us: int
+    conn: AsyncConnection,
+    *,
+    environment_id: int,
+    source_id: int,
+    target_id: int,
+    now_us: int,
+    followers: Followers,
 ) -> None:
-    """Move everything of the anonymous user `source_id` into `target_id` (both locked)."""
+    """Move everything of the anonymous user `source_id` into `target_id` (both locked): the
+    core rows here, derived data through `followers` (before the move, and after it)."""
     source = await get(conn, environment_id=environment_id, user_id=source_id)
     target = await get(conn, environment_id=environment_id, user_id=target_id)
     assert source is not None and target is not None
-    # Matches and rage clicks move first: rage-click detection reads the source's clicks.
-    for follower in (definitions, rage_clicks):
-        await follower.on_merge(
-            conn, environment_id=environment_id, source_id=source_id, target_id=target_id
-        )
-    of_source = (S.c.environment_id == environment_id) & (S.c.user_id == source_id)
-    traits = {
-        row["first_event_id"]: traits_of_row(row)
-        for row in (await conn.execute(select(S).where(of_source))).mappings()
-        if row["origin"] == "CLIENT"
-    }
-    moved = [
-        TimelineEvent(r.id, r.time_us, r.source, r.client_session_id, r.replay)
-        for r in await conn.execute(
-            select(E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay).where(
-                E.c.environment_id == environment_id, E.c.user_id == source_id
-            )
-        )
-    ]
-    await conn.execute(delete(S).where(of_source))
+    merge = Merge(environment_id, source_id, target_id, now_us)
+    await followers.before_merge(conn, merge)
     # Events change user_id, Citus's distribution column: moved (copy, delete). Keys and
     # aliases are distributed by their own key: their user_id is a plain column.
     await move_user_rows(
@@ -284,22 +306,6 @@ async def merge(
     await add_aliases(
         conn, environment_id=environment_id, routes={UserKey("user_id", str(source_id)): target_id}
     )
-    if moved:
-        done = await resequence(
-            conn,
-            environment_id=environment_id,
-            incoming={target_id: [Incoming(e, None, traits.get(e.id)) for e in moved]},
-        )
-        await conn.execute(
-            update(E)
-            .where(
-                E.c.environment_id == environment_id,
-                E.c.user_id == target_id,
-                E.c.id == bindparam("b_id"),
-            )
-            .values(session_id=bindparam("b_session")),
-            [{"b_id": eid, "b_session": sid} for eid, sid in done.assignments.items()],
-        )
     seen = [s for s in (source, target) if s.has_events] or [target]
     last_seen = max(s.last_seen_us for s in seen)
     await conn.execute(
@@ -317,7 +323,7 @@ async def merge(
     await conn.execute(
         delete(U).where(U.c.environment_id == environment_id, U.c.user_id == source_id)
     )
-    await refresh_initial_properties(conn, environment_id=environment_id, user_ids=[target_id])
+    await followers.on_merge(conn, merge)
 
 
 async def get(conn: AsyncConnection, *, environment_id: int, user_id: int) -> Any:
@@ -336,7 +342,7 @@ async def note_activity(
     received_us: int,
 ) -> None:
     """Widen each user's first/last seen to include the span (earliest, latest) of new events."""
-    await _update_users(
+    await update_users(
         conn,
         _NOTE_ACTIVITY,
         environment_id=environment_id,
@@ -345,7 +351,7 @@ async def note_activity(
     )
 
 
-async def _update_users(
+async def update_users(
     conn: AsyncConnection,
     statements: tuple[Any, Any],
     *,
@@ -372,13 +378,13 @@ async def _update_users(
     )
 
 
-_ONE_USER = (U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user_id"))
+ONE_USER = (U.c.environment_id == bindparam("b_env"), U.c.user_id == bindparam("b_user_id"))
 
 # Built once (the same for every batch): per user for SQLite, joined for PostgreSQL.
 _NOTE_ACTIVITY = (
     (
         update(U)
-        .where(*_ONE_USER)
+        .where(*ONE_USER)
         .values(
             first_seen_us=case(
                 (U.c.has_events & (U.c.first_seen_us < bindparam("b_first")), U.c.first_seen_us),
@@ -409,110 +415,6 @@ WHERE u.environment_id = :env AND u.user_id = v.user_id
   AND u.user_id = ANY(CAST(:users AS bigint[]))"""
     ),
 )
-
-
-INITIAL_TRAITS = {
-    "browser": "Initial Browser",
-    "platform": "Initial Platform",
-    "device_type": "Initial Device Type",
-    "referrer": "Initial Referrer",
-    "landing_page": "Initial Landing Page",
-    "country": "Initial Country",
-    "region": "Initial Region",
-    "city": "Initial City",
-}
-INITIAL_UTM = {
-    "source": "Initial UTM Source",
-    "medium": "Initial UTM Medium",
-    "campaign": "Initial UTM Campaign",
-    "term": "Initial UTM Term",
-    "content": "Initial UTM Content",
-}
-
-
-def initial_properties(session: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The `Initial …` user properties of SPEC §7 from the user's earliest client session."""
-    if session is None:
-        return {}
-    found: dict[str, Any] = {
-        name: session[column]
-        for column, name in INITIAL_TRAITS.items()
-        if session[column] is not None
-    }
-    if "Initial Device Type" in found:
-        found["Initial Device Type"] = found["Initial Device Type"].title()
-    utm = session["utm"] or {}
-    found |= {name: utm[key] for key, name in INITIAL_UTM.items() if utm.get(key)}
-    landing_domain = split_url(session["landing_page"]).get("domain")
-    found["Initial Marketing Channel"] = marketing_channel(
-        referrer=session["referrer"], utm=utm, landing_domain=landing_domain
-    )
-    return found
-
-
-async def refresh_initial_properties(
-    conn: AsyncConnection,
-    *,
-    environment_id: int,
-    user_ids: Iterable[int],
-    known: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
-) -> None:
-    """Recompute the `Initial …` properties of users whose earliest session may have changed.
-
-    `known` gives, for some of them, every session they have (session rows just written for
-    users with no earlier events): those are not read back.
-    """
-    known = known or {}
-    users = sorted(set(user_ids))
-    earliest_of = {
-        user: min(
-            (s for s in known[user] if s["origin"] == "CLIENT"),
-            key=lambda s: (s["start_us"], s["id"]),
-            default=None,
-        )
-        for user in users
-        if user in known
-    }
-    unknown = [user for user in users if user not in known]
-    for chunk in chunks(unknown, 400):
-        earliest = (
-            select(S, _row_number(S).label("rank"))
-            .where(
-                S.c.environment_id == environment_id, S.c.user_id.in_(chunk), S.c.origin == "CLIENT"
-            )
-            .subquery()
-        )
-        rows = await conn.execute(select(earliest).where(earliest.c.rank == 1))
-        by_user = {row["user_id"]: row for row in rows.mappings()}
-        earliest_of |= {user: by_user.get(user) for user in chunk}
-    await _update_users(
-        conn,
-        _SET_AUTOCAPTURED,
-        environment_id=environment_id,
-        rows=[
-            {"user_id": u, "props": initial_properties(session)}
-            for u, session in earliest_of.items()
-        ],
-    )
-
-
-_SET_AUTOCAPTURED = (
-    update(U).where(*_ONE_USER).values(autocaptured=bindparam("b_props")),
-    text(
-        """UPDATE users AS u SET autocaptured = v.props
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, props jsonb)
-WHERE u.environment_id = :env AND u.user_id = v.user_id
-  AND u.user_id = ANY(CAST(:users AS bigint[]))"""
-    ),
-)
-
-
-def _row_number(table: Any) -> Any:
-    from sqlalchemy import func
-
-    return func.row_number().over(
-        partition_by=table.c.user_id, order_by=(table.c.start_us, table.c.id)
-    )
 
 
 async def set_properties(
@@ -603,42 +505,19 @@ async def find_users(
         if key.kind == "user_id" and key not in routes:
             routes[key] = int(key.value)
     users: dict[int, Any] = {}
-    for chunk in chunks(list(set(routes.values()))):
+    for user_chunk in chunks(list(set(routes.values()))):
         rows = await conn.execute(
-            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
+            select(U).where(U.c.environment_id == environment_id, U.c.user_id.in_(user_chunk))
         )
         users.update({row.user_id: row for row in rows})
     return {key: users[user] for key, user in routes.items() if user in users}
 
 
-async def delete_user(
-    db: Any, *, environment_id: int, user_id: Any = None, identity: Any = None
-) -> int:
-    """Erase a user, its aliases, sessions, events and idempotency keys (GDPR); its id."""
-    from services import limits
-    from services.clock import now_us
-
-    key = (
-        UserKey("user_id", str(limits.user_id(user_id)))
-        if user_id is not None
-        else UserKey("identity", limits.identity(identity))
-    )
-
-    async def work(conn: AsyncConnection) -> int:
-        routes = await resolve(
-            conn, environment_id=environment_id, keys=[key], now_us=now_us(), create=False
-        )
-        if key not in routes:
-            raise NotFound("no such user", field=key.kind_field, code="UNKNOWN_USER")
-        target = routes[key]
-        for follower in (definitions, rage_clicks):
-            await follower.on_user_deleted(conn, environment_id=environment_id, user_id=target)
-        for table in USER_TABLES:
-            await conn.execute(
-                delete(table).where(
-                    table.c.environment_id == environment_id, table.c.user_id == target
-                )
+async def erase(conn: AsyncConnection, *, environment_id: int, user_id: int) -> None:
+    """Erase a (resolved, locked) user's events, aliases, idempotency keys and row (GDPR)."""
+    for table in USER_TABLES:
+        await conn.execute(
+            delete(table).where(
+                table.c.environment_id == environment_id, table.c.user_id == user_id
             )
-        return target
-
-    return int(await db.write(work))
+        )

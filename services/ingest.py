@@ -1,7 +1,11 @@
 """Ingestion: validate items, resolve their users, store each event once, keep sessions right.
 
-Orchestrates identity, idempotency and the sessionizer in one write transaction per batch.
+Orchestrates identity, idempotency and the projections of derived data (sessions first) in
+one write transaction per batch.
 GraphQL mutations, the Heap API and the Segment API all come through here.
+
+Length: the steps of one write transaction, each short, kept beside each other so the
+order they run in reads in one place.
 """
 
 from __future__ import annotations
@@ -18,16 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, IdempotencyKey, User
 from models.db import Database
-from services import definitions, limits, rage_clicks, telemetry
 from services import identity as identities
+from services import limits, telemetry
 from services.autocapture import split_url
-from services.batching import GroupWriter, in_slices, one_by_one
+from services.batch_items import validated
+from services.batching import GroupWriter, one_by_one
 from services.clock import now_us, row_ids
 from services.errors import InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
 from services.limits import storable
-from services.sessionize import TimelineEvent
-from services.sessionizer import Incoming, resequence
+from services.projections import PROJECTIONS, NewEvents
 from services.sql import chunks, insert_ignoring_duplicates, insert_rows
 from services.traits import TraitSource
 
@@ -249,14 +253,9 @@ async def prepare_track(
     """A `track` call validated, ready for `store_track_requests` (no database needed)."""
     limits.batch_size(len(items), field_name)
     received = received_us if received_us is not None else now_us()
-    problems: list[Problem] = []
-    valid: list[_Valid] = []
-    async for start, part in in_slices(items):
-        for index, item in enumerate(part, start):
-            try:
-                valid.append(_validate_event(item, index, environment_id, received))
-            except UsertrailError as error:
-                problems.append(error.problem.at(index))
+    valid, problems = await validated(
+        items, lambda item, index: _validate_event(item, index, environment_id, received)
+    )
     first_with_key: dict[str, _Valid] = {}
     unique: list[_Valid] = []
     repeated = 0
@@ -324,82 +323,60 @@ async def store_track_requests(
 async def _store_events(
     conn: AsyncConnection, environment_id: int, items: list[_Valid], received_us: int
 ) -> None:
-    """Store valid items (each counted in its `outcome`) in the open write transaction."""
+    """Store valid items (each counted in its `outcome`) in the open write transaction.
+
+    The steps, in order; what is derived from events follows through the projections
+    (services/projections.py), each step one statement (or a few) for the whole batch.
+    """
+    routes = await _route_users(conn, environment_id, items, received_us)
+    await _identify_items(conn, environment_id, items, routes, received_us)
+    items = await _drop_seen_keys(conn, environment_id, items, routes, received_us)
+    if not items:
+        return
+    batch = await _new_events(conn, environment_id, items, routes, received_us)
+    await PROJECTIONS.prepare_events(conn, batch)  # sessions: each row's session_id
+    await insert_rows(conn, E, [item.row | item.documents for item in items], encoded=True)
+    await PROJECTIONS.on_events(conn, batch)
+    for item in items:
+        item.outcome.accepted += 1
+        item.outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
+
+
+async def _route_users(
+    conn: AsyncConnection, environment_id: int, items: list[_Valid], received_us: int
+) -> dict[UserKey, int]:
+    """The user of each item's key and identity, creating users for unknown keys."""
     identify_keys = {UserKey("identity", i.identify_as) for i in items if i.identify_as}
     keys = {i.key for i in items}
-    routes = await identities.resolve(
+    return await identities.resolve(
         conn,
         environment_id=environment_id,
         keys=keys | identify_keys,
         now_us=received_us,
         create=keys,
     )
-    await _identify_items(conn, environment_id, items, routes, received_us)
-    items = await _drop_seen_keys(conn, environment_id, items, routes, received_us)
-    by_user: dict[int, list[_Valid]] = defaultdict(list)
+
+
+async def _new_events(
+    conn: AsyncConnection,
+    environment_id: int,
+    items: list[_Valid],
+    routes: Mapping[UserKey, int],
+    received_us: int,
+) -> NewEvents:
+    """The batch as the projections see it: rows with their users, and what users had before."""
+    by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
         item.row["user_id"] = routes[item.key]
-        by_user[item.row["user_id"]].append(item)
-    if not by_user:
-        return
-    before = await _seen_before(conn, environment_id, list(by_user))
-    done = await resequence(
-        conn,
+        by_user[item.row["user_id"]].append(item.row)
+    return NewEvents(
         environment_id=environment_id,
-        incoming={
-            user: [
-                Incoming(
-                    TimelineEvent(
-                        i.row["id"],
-                        i.row["time_us"],
-                        i.row["source"],
-                        i.row["client_session_id"],
-                        i.row["replay"],
-                    ),
-                    None,
-                    i.traits,
-                )
-                for i in group
-            ]
-            for user, group in by_user.items()
-        },
+        received_us=received_us,
+        rows=[item.row for item in items],
+        by_user=dict(by_user),
+        traits={item.row["id"]: item.traits for item in items},
+        before=await _seen_before(conn, environment_id, list(by_user)),
     )
-    for item in items:
-        item.row["session_id"] = done.assignments[item.row["id"]]
-    rows = [item.row for item in items]
-    await insert_rows(conn, E, [item.row | item.documents for item in items], encoded=True)
-    await definitions.match_new_events(conn, environment_id=environment_id, rows=rows)
-    await rage_clicks.update_rage_clicks(
-        conn,
-        environment_id=environment_id,
-        rows=rows,
-        stored_spans={
-            user: (first, last) if had else None for user, (first, last, had) in before.items()
-        },
-    )
-    spans = {
-        user: (min(i.row["time_us"] for i in group), max(i.row["time_us"] for i in group))
-        for user, group in by_user.items()
-    }
-    await identities.note_activity(
-        conn, environment_id=environment_id, spans=spans, received_us=received_us
-    )
-    # The earliest client session, which Initial properties come from, changes only where the
-    # recomputed window holds a client session (a removed one's events land in another).
-    stale = [
-        user
-        for user, (*_, had_events) in before.items()
-        if not had_events or any(s["origin"] == "CLIENT" for s in done.sessions[user])
-    ]
-    await identities.refresh_initial_properties(
-        conn,
-        environment_id=environment_id,
-        user_ids=stale,
-        known={user: done.sessions[user] for user, (*_, had) in before.items() if not had},
-    )
-    for item in items:
-        item.outcome.accepted += 1
-        item.outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
 
 
 async def _identify_items(
@@ -453,6 +430,7 @@ async def _identify_items(
                 user_id=routes[item.key],
                 identity=item.identify_as or "",
                 now_us=received_us,
+                followers=PROJECTIONS,
             )
         except UsertrailError as error:
             item.outcome.problems.append(error.problem.at(item.index))
@@ -534,6 +512,13 @@ _SEEN_BEFORE = select(U.c.user_id, U.c.first_seen_us, U.c.last_seen_us, U.c.has_
 )
 
 
+def _validate_user_properties(
+    item: UserPropertiesItem, index: int
+) -> tuple[int, UserKey, dict[str, Any]]:
+    key, _ = _user_key(item, client=False)
+    return index, key, storable(limits.user_properties(item.properties), "properties")
+
+
 async def add_user_properties(
     db: Database,
     *,
@@ -544,15 +529,7 @@ async def add_user_properties(
     """Overwrite user properties per key, creating users for unknown identities or ids."""
     limits.batch_size(len(items), field_name)
     received = now_us()
-    problems: list[Problem] = []
-    valid: list[tuple[int, UserKey, dict[str, Any]]] = []
-    for index, item in enumerate(items):
-        try:
-            key, _ = _user_key(item, client=False)
-            properties = storable(limits.user_properties(item.properties), "properties")
-            valid.append((index, key, properties))
-        except UsertrailError as error:
-            problems.append(error.problem.at(index))
+    valid, problems = await validated(items, _validate_user_properties)
 
     async def work(conn: AsyncConnection) -> Outcome:
         outcome = Outcome(problems=list(problems))
@@ -599,7 +576,12 @@ async def identify(
                 f"no user with userId {key.value}", field="userId", code="UNKNOWN_USER"
             )
         return await identities.identify(
-            conn, environment_id=environment_id, user_id=routes[key], identity=who, now_us=received
+            conn,
+            environment_id=environment_id,
+            user_id=routes[key],
+            identity=who,
+            now_us=received,
+            followers=PROJECTIONS,
         )
 
     return await db.write(work)

@@ -43,6 +43,13 @@ PLACEHOLDER_IDENTITIES = {"null", "undefined", "anonymous", "0", "", "[object ob
 RESERVED_USER_KEYS = {"id", "userid", "identity"}
 LONG_VALUE_KEYS = {"hierarchy": MAX_HIERARCHY}
 
+# Event definitions (issue 17): matching runs for every ingested event, so what a definition
+# may ask is bounded. Criteria and conditions per definition: services/matching.py.
+MAX_DEFINITIONS = 500  # per environment
+MAX_SELECTOR_LENGTH = 1024  # characters of one criterion's selector (list)
+MAX_SELECTOR_ALTERNATIVES = 20  # comma-separated selectors in one criterion
+MAX_SELECTOR_COMBINATORS = 64  # descendant/child steps in one selector (also inside :not())
+
 
 def event_name(value: Any, field: str = "event") -> str:
     """An event name: a string of 1..1024 characters."""
@@ -392,3 +399,26 @@ def storable(value: T, field: str) -> T:
             storable(key, field)  # a bad key is not repeated in the field name
             storable(item, f"{field}.{key}")
     return value
+
+
+# ------------------------------------------------------------------ filter size (issue 17)
+# A users filter compiles to one SQL condition per property or event condition, with every
+# segment it names inlined where it is named; building and compiling that SQL runs on the
+# event loop, 1-3 ms per condition (a filter of 100 took one 0.1-0.3 s slice of the loop,
+# and a users page compiles it three times), and each event condition scans events.
+# These bound a filter as written and as expanded, when a segment is saved and when a
+# filter is compiled: a segment naming another twice per level doubles per level, so ten
+# levels were a 2^10 inlined statement that grew a server to 23 GB.
+# Conditions once expanded: property conditions, event conditions and their `where`
+# conditions, each segment counted where it is named (as often as it is named).
+MAX_FILTER_CONDITIONS = 50
+# Values of IN / NOT_IN lists once expanded: each is a bound parameter of one statement, and
+# SQLite and asyncpg take at most 32,766 of those.
+MAX_FILTER_VALUES = 5000
+# anyOf levels within one filter as written (a saved segment's filter included).
+MAX_ANY_OF_DEPTH = 5
+# Segments naming segments: a filter naming S1, whose filter names S2, ... at most this deep.
+MAX_SEGMENT_DEPTH = 5
+# Conditions one GraphQL request may compile in all (expanded, as above): thirty aliased
+# `users` lists, or the `userCount` of every segment, each compile their filter.
+MAX_REQUEST_FILTER_CONDITIONS = 200

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.db import Database
 from services import identity as identities
 from services import limits
+from services.batch_items import validated
 from services.clock import now_us
 from services.errors import Conflict, Problem, UsertrailError
 from services.identity import UserKey
@@ -32,6 +33,7 @@ from services.ingest import (
     writer,
 )
 from services.limits import storable
+from services.projections import PROJECTIONS
 
 
 @dataclass(slots=True)
@@ -67,7 +69,7 @@ async def link_anonymous_ids(
     (identified users are never merged); only an explicit link reports it (ALREADY_IDENTIFIED).
     `Outcome.users` maps each applied link's index to the identity's user, when known.
     """
-    request = prepare_links(links, field_name)
+    request = await prepare_links(links, field_name)
     if not request.links:
         return request.outcome()
     outcome = await writer(db, environment_id).submit(
@@ -95,7 +97,7 @@ async def link_and_track(
     if not db.is_sqlite:
         linked = await link_anonymous_ids(db, environment_id=environment_id, links=links)
         return linked, await track(db, environment_id=environment_id, items=items)
-    link_request = prepare_links(links, "batch")
+    link_request = await prepare_links(links, "batch")
     track_request = await prepare_track(environment_id=environment_id, items=items)
     size = len(link_request.links) + len(track_request.items)
     if size == 0:
@@ -107,22 +109,17 @@ async def link_and_track(
     return in_index_order(linked), tracked(environment_id, stored)
 
 
-def prepare_links(links: Sequence[AnonymousLink], field_name: str) -> LinkRequest:
+async def prepare_links(links: Sequence[AnonymousLink], field_name: str) -> LinkRequest:
     """The links validated (no database needed)."""
     limits.batch_size(len(links), field_name)
-    problems: list[Problem] = []
-    valid: list[tuple[int, UserKey, UserKey, bool]] = []
-    for index, link in enumerate(links):
-        try:
-            anonymous = anonymous_id(link.anonymous_id)
-            who = storable(limits.identity(link.identity), "identity")
-        except UsertrailError as error:
-            problems.append(error.problem.at(index))
-            continue
-        valid.append(
-            (index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit)
-        )
+    valid, problems = await validated(links, _validate_link)
     return LinkRequest(valid, problems, now_us())
+
+
+def _validate_link(link: AnonymousLink, index: int) -> tuple[int, UserKey, UserKey, bool]:
+    anonymous = anonymous_id(link.anonymous_id)
+    who = storable(limits.identity(link.identity), "identity")
+    return index, UserKey("anonymous_id", anonymous), UserKey("identity", who), link.explicit
 
 
 async def _apply_link_requests(
@@ -276,7 +273,12 @@ async def _link(
             )
         return None
     done = await identities.identify(
-        conn, environment_id=environment_id, user_id=user_id, identity=who.value, now_us=received_us
+        conn,
+        environment_id=environment_id,
+        user_id=user_id,
+        identity=who.value,
+        now_us=received_us,
+        followers=PROJECTIONS,
     )
     return done.user_id
 

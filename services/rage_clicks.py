@@ -78,7 +78,7 @@ def rage_click_ids(clicks: Iterable[Click]) -> set[int]:
     return {c.id for c in rage_clicks_among(clicks)}
 
 
-def _click(row: Mapping[str, Any]) -> Click | None:
+def _click(row: Mapping[Any, Any]) -> Click | None:
     if row["type"] != CLICK:
         return None
     element = element_of(row.get("properties") or {})
@@ -270,7 +270,8 @@ async def on_merge(
 ) -> None:
     """Carry `source_id`'s rage clicks to `target_id` and find the bursts the merge completes.
 
-    Call it from identity.merge before the source's events move (it reads its clicks).
+    Call it before a merge moves the source's events (it reads its clicks): see
+    services/projections.py.
     """
     rows = await conn.execute(
         select(E.c.id, E.c.type, E.c.time_us, E.c.properties).where(

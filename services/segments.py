@@ -1,7 +1,10 @@
 """Segments: saved, named user filters. Membership is evaluated when queried (always current).
 
 A segment's filter may name other segments (`segmentId`); cycles are refused, and so is
-deleting a segment that another one uses.
+deleting a segment that another one uses. A named segment is inlined where it is named
+when a filter compiles, so saving refuses a filter whose expanded size passes the limits of
+services/limits.py (MAX_FILTER_CONDITIONS, MAX_FILTER_VALUES, MAX_SEGMENT_DEPTH), and an
+update also one that would make a segment naming this one pass them.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.db import Database
 from models.segment import Segment
 from services.clock import now_us, to_datetime, to_micros
+from services.conditions import PropertyCondition
 from services.errors import Conflict, InvalidInput, NotFound
+from services.filter_size import FilterSize, SizeMeasure, within_limits
 from services.filters import EventCondition, EventMatch, TimeRange, UserFilter
-from services.properties import PropertyCondition
+from services.limits import MAX_SEGMENT_DEPTH
 
 T = Segment.__table__
 MAX_NAME = 255
@@ -44,7 +49,7 @@ def _range_document(time: TimeRange | None) -> dict[str, Any] | None:
 
 
 def _conditions_document(conditions: tuple[PropertyCondition, ...]) -> list[dict[str, Any]]:
-    return [{"property": c.property, "op": c.op, "value": c.value} for c in conditions]
+    return [{"property": c.property, "op": c.op, "value": c.document_value()} for c in conditions]
 
 
 def to_document(user_filter: UserFilter) -> dict[str, Any]:
@@ -152,22 +157,31 @@ async def resolve_filters(
     user_filter: UserFilter,
     field: str = "filter.segmentId",
 ) -> dict[int, UserFilter]:
-    """Every segment `user_filter` names, transitively, by id; unknown ids are refused."""
+    """Every segment `user_filter` names, transitively, by id; unknown ids are refused.
+
+    Read one level of references per statement; a segment first named more than
+    MAX_SEGMENT_DEPTH levels down is refused (FILTER_TOO_COMPLEX) without reading further.
+    """
     found: dict[int, UserFilter] = {}
-    pending = list(referenced(user_filter))
-    while pending:
-        segment_id = pending.pop()
-        if segment_id in found:
-            continue
-        row = await get(conn, environment_id=environment_id, segment_id=segment_id)
-        if row is None:
+    level = list(dict.fromkeys(referenced(user_filter)))
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_SEGMENT_DEPTH:
+            within_limits(FilterSize(segment_depth=depth), field.removesuffix(".segmentId"))
+        wanted = [T.c.environment_id == environment_id, T.c.id.in_(level)]
+        rows = await conn.execute(select(T.c.id, T.c.filter).where(*wanted))
+        for row in rows:
+            found[row.id] = from_document(row.filter)
+        missing = next((segment_id for segment_id in level if segment_id not in found), None)
+        if missing is not None:
             raise InvalidInput(
-                f"no segment with id {segment_id} in this environment",
+                f"no segment with id {missing} in this environment",
                 field=field,
                 code="UNKNOWN_SEGMENT",
             )
-        found[segment_id] = from_document(row.filter)
-        pending += referenced(found[segment_id])
+        named = (n for segment_id in level for n in referenced(found[segment_id]))
+        level = [n for n in dict.fromkeys(named) if n not in found]
     return found
 
 
@@ -190,13 +204,22 @@ def _checked_text(name: Any, description: Any) -> tuple[str, str | None]:
     return name.strip(), description
 
 
+def _as_named(size: FilterSize) -> FilterSize:
+    """The size of naming a segment of this filter's size (one level deeper)."""
+    return FilterSize(size.conditions, size.values, size.segment_depth + 1)
+
+
 async def _check_references(
     conn: AsyncConnection, environment_id: int, segment_id: int | None, user_filter: UserFilter
 ) -> None:
-    """Named segments exist, and saving this filter under `segment_id` makes no cycle."""
+    """Named segments exist, saving this filter under `segment_id` makes no cycle, and the
+    filter, named as a segment, keeps within the size limits (and so do the segments that
+    name it, for an update)."""
     graph = await resolve_filters(
         conn, environment_id=environment_id, user_filter=user_filter, field="input.filter.segmentId"
     )
+    # Checked as `{segmentId: <this one>}` will compile: a saved segment can always be named.
+    within_limits(_as_named(SizeMeasure(graph).of(user_filter)), "input.filter")
     if segment_id is None:
         return
     graph[segment_id] = user_filter
@@ -216,6 +239,31 @@ async def _check_references(
         path.pop()
 
     visit(segment_id)
+    await _check_namers(conn, environment_id, segment_id, user_filter)
+
+
+async def _check_namers(
+    conn: AsyncConnection, environment_id: int, segment_id: int, user_filter: UserFilter
+) -> None:
+    """Refuse an update that makes a segment naming this one (at any depth) too large."""
+    saved = {row.id: row for row in await list_(conn, environment_id=environment_id)}
+    filters = {key: from_document(row.filter) for key, row in saved.items()}
+    filters[segment_id] = user_filter
+    named_by: dict[int, list[int]] = {}
+    for key, saved_filter in filters.items():
+        for named in set(referenced(saved_filter)):
+            named_by.setdefault(named, []).append(key)
+    namers: list[int] = []
+    pending = list(named_by.get(segment_id, []))
+    while pending:
+        key = pending.pop()
+        if key not in namers and key != segment_id:
+            namers.append(key)
+            pending += named_by.get(key, [])
+    measure = SizeMeasure(filters)
+    for key in namers:
+        subject = f"segment {saved[key].name!r} (which names this one) once updated"
+        within_limits(measure.segment(key), "input.filter", subject)
 
 
 async def _write(db: Database, work: Any) -> Any:

@@ -1,174 +1,50 @@
 """CSS selectors matched against Heap-style element hierarchies, for event definitions.
 
-A hierarchy lists a clicked element's ancestry, outermost first, one element per
-``@tag;#id;.class;[attr=value];|``. The format has no escaping, so reading it is lenient
-and never fails:
-
-- Tokens are cut at ``;`` and elements at ``|``; empty and unknown tokens are skipped, a
-  missing final ``|`` is fine, and a run without any known token is not an element.
-  Tag, id and class tokens are stripped; the first tag and the first id win.
-- An ``[attr=value]`` token runs to the first ``]`` followed by ``;``, ``|`` or the end, so
-  values may hold ``;``, ``|`` and ``]`` but not ``];`` or ``]|``. A ``[`` token without
-  such an end stops at the next ``;`` or ``|``. The first ``=`` ends the name; a token
-  without one is an attribute with an empty value; names are lower-cased; the first
-  occurrence of a name wins. Values are kept verbatim.
-- ``#id`` and ``.class`` also appear as the ``id`` and ``class`` attributes (overriding
-  ``[id=]``/``[class=]`` tokens, which otherwise supply them), as in the DOM.
-- An element without a tag token has the tag ``""``: only ``*`` matches it.
-- U+0000 and lone surrogates become U+FFFD, as cssselect reads them in selectors.
+A hierarchy lists a clicked element's ancestry, outermost first (services/hierarchies.py
+reads it).
 
 Selectors are parsed by cssselect. The target (last element) is the subject; supported are
 type and universal selectors, ``#id``, ``.class``, every standard attribute operator (with
 the ``i``/``s`` flags), ``:not(...)``, the descendant and child combinators and selector
 lists. Tags and attribute names compare case-insensitively, everything else exactly.
+
+Matching costs time linear in the selector and the hierarchy, whatever either holds (issue
+17): a hierarchy is indexed once (tag, id and class to a bit mask of elements) and each
+selector part becomes a mask, combinators being shifts of masks, without backtracking.
+`compile_selector` refuses selectors beyond the limits of services/limits.py by name.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from cssselect import parser as css
 
+from services import limits
 from services.errors import InvalidInput
+from services.hierarchies import Attributes, Element, Hierarchy, index_hierarchy, parse_hierarchy
 
-_FOLDED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-_TOKEN_END = re.compile("[;|]")
-_ATTRIBUTE_END = re.compile(r"\](?=[;|]|\Z)")
+__all__ = [
+    "Attributes",
+    "Element",
+    "Hierarchy",
+    "Selector",
+    "compile_selector",
+    "index_hierarchy",
+    "most_specific_selector",
+    "parse_hierarchy",
+]
+
+T = TypeVar("T")
+
+_MEMO_LIMIT = 2048  # masks memoised per cached hierarchy (about 200 bytes each)
 _CHILD = ">"
 _DESCENDANT = " "
-
-
-class Attributes(Mapping[str, str]):
-    """An element's attributes: an immutable, hashable mapping kept in hierarchy order."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        self._values = dict(values)
-
-    def __getitem__(self, name: str) -> str:
-        return self._values[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._values.items()))
-
-    def __repr__(self) -> str:
-        return f"Attributes({self._values!r})"
-
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        # Matching calls this in its inner loop; Mapping.get would go through a try/except.
-        return self._values.get(name, default)
-
-
-@dataclass(frozen=True, slots=True)
-class Element:
-    """One element of a hierarchy."""
-
-    tag: str
-    id: str | None = None
-    classes: frozenset[str] = frozenset()
-    attributes: Mapping[str, str] = Attributes()
-
-    def __post_init__(self) -> None:
-        # Elements are cached and hashed, so whatever mapping the caller gave is frozen.
-        if not isinstance(self.attributes, Attributes):
-            object.__setattr__(self, "attributes", Attributes(self.attributes))
-        if not isinstance(self.classes, frozenset):
-            object.__setattr__(self, "classes", frozenset(self.classes))
-
-
-class _ElementBuilder:
-    """Collects one element's tokens while a hierarchy is read."""
-
-    __slots__ = ("tag", "id", "classes", "attributes")
-
-    def __init__(self) -> None:
-        self.tag: str | None = None
-        self.id: str | None = None
-        self.classes: dict[str, None] = {}  # an ordered set: the class attribute keeps order
-        self.attributes: dict[str, str] = {}
-
-    def add_token(self, token: str) -> None:
-        sigil, value = token[0], token[1:].strip()
-        if not value:
-            return
-        if sigil == "@" and self.tag is None:
-            self.tag = value.lower()
-        elif sigil == "#" and self.id is None:
-            self.id = value
-        elif sigil == ".":
-            self.classes.update(dict.fromkeys(value.split()))
-
-    def add_attribute(self, body: str) -> None:
-        name, _, value = body.partition("=")
-        name = name.strip().lower()
-        if name:
-            self.attributes.setdefault(name, value)
-
-    def build(self) -> Element | None:
-        if self.tag is None and self.id is None and not self.classes and not self.attributes:
-            return None
-        attributes = dict(self.attributes)
-        if self.id is not None:
-            attributes["id"] = self.id
-        if self.classes:
-            attributes["class"] = " ".join(self.classes)
-        return Element(
-            tag=self.tag or "",
-            id=attributes.get("id") or None,
-            classes=frozenset(attributes.get("class", "").split()),
-            attributes=Attributes(attributes),
-        )
-
-
-@lru_cache(maxsize=4096)
-def parse_hierarchy(hierarchy: str | None) -> tuple[Element, ...]:
-    """The elements of a hierarchy, outermost first; never raises (rules in the module doc)."""
-    if not hierarchy:
-        return ()
-    text = _FOLDED_CHARACTERS.sub("\ufffd", hierarchy)
-    elements: list[Element] = []
-    builder = _ElementBuilder()
-    position, end = 0, len(text)
-    while position < end:
-        char = text[position]
-        if char == "|":
-            if (element := builder.build()) is not None:
-                elements.append(element)
-            builder = _ElementBuilder()
-            position += 1
-        elif char == ";" or char.isspace():
-            position += 1
-        elif char == "[":
-            closing = _ATTRIBUTE_END.search(text, position)
-            if closing is not None:
-                builder.add_attribute(text[position + 1 : closing.start()])
-                position = closing.end()
-            else:
-                stop = _token_end(text, position)
-                builder.add_attribute(text[position + 1 : stop])
-                position = stop
-        else:
-            stop = _token_end(text, position)
-            builder.add_token(text[position:stop])
-            position = stop
-    if (element := builder.build()) is not None:
-        elements.append(element)
-    return tuple(elements)
-
-
-def _token_end(text: str, start: int) -> int:
-    found = _TOKEN_END.search(text, start)
-    return len(text) if found is None else found.start()
 
 
 def _includes(actual: str, wanted: str) -> bool:
@@ -192,9 +68,11 @@ def _substring(actual: str, wanted: str) -> bool:
     return bool(wanted) and wanted in actual
 
 
+_equals = str.__eq__
+
 _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "exists": lambda actual, wanted: True,
-    "=": str.__eq__,
+    "=": _equals,
     "~=": _includes,
     "|=": _dash_match,
     "^=": _prefix,
@@ -203,21 +81,35 @@ _OPERATORS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class _AttributeTest:
     name: str
     compare: Callable[[str, str], bool]
     value: str
     ignore_case: bool
 
-    def matches(self, element: Element) -> bool:
+    def passes(self, element: Element) -> bool:
+        """Whether one element's attribute passes."""
         actual = element.attributes.get(self.name)
         if actual is None:
             return False
         return self.compare(actual.lower() if self.ignore_case else actual, self.value)
 
+    def mask(self, hierarchy: Hierarchy) -> int:
+        """The elements whose attribute passes, each distinct value tested once."""
+        values = hierarchy.attribute_values(self.name)
+        if self.compare is _equals and not self.ignore_case:
+            return values.get(self.value, 0)
+        found = 0
+        for actual, elements in values.items():
+            if self.compare(actual.lower() if self.ignore_case else actual, self.value):
+                found |= elements
+        return found
 
-@dataclass(frozen=True, slots=True)
+
+# Compiled parts compare by identity (eq=False): compilation shares equal parts, so that a
+# match memoises each distinct part once, and hashing one never walks a nested selector.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class _Compound:
     tag: str | None
     ids: tuple[str, ...]
@@ -225,55 +117,71 @@ class _Compound:
     attributes: tuple[_AttributeTest, ...]
     negations: tuple[_Complex, ...]
 
-    def matches(self, elements: tuple[Element, ...], index: int) -> bool:
-        element = elements[index]
+    def may_match(self, element: Element) -> bool:
+        """Whether the element passes this compound, :not() aside: a quick first test."""
         if self.tag is not None and element.tag != self.tag:
             return False
-        # The guards skip building generators for the empty parts, which most compounds have.
         if self.ids and any(identifier != element.id for identifier in self.ids):
             return False
         if self.classes and not self.classes <= element.classes:
             return False
-        if self.attributes and not all(test.matches(element) for test in self.attributes):
-            return False
-        return not (
-            self.negations and any(negation.matches(elements, index) for negation in self.negations)
-        )
+        return all(test.passes(element) for test in self.attributes)
+
+    def mask(self, hierarchy: Hierarchy, memo: dict[object, int]) -> int:
+        """The elements this compound matches, from the hierarchy's indexes."""
+        found = memo.get(self)
+        if found is not None:
+            return found
+        found = hierarchy.everything if self.tag is None else hierarchy.tags.get(self.tag, 0)
+        for identifier in self.ids:
+            found &= hierarchy.ids.get(identifier, 0)
+        for name in self.classes:
+            found &= hierarchy.classes.get(name, 0)
+        for test in self.attributes:
+            if not found:
+                break
+            tested = memo.get(test)
+            if tested is None:
+                tested = memo[test] = test.mask(hierarchy)
+            found &= tested
+        for negation in self.negations:
+            if not found:
+                break
+            found &= ~negation.mask(hierarchy, memo)
+        memo[self] = found
+        return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class _Complex:
     compounds: tuple[_Compound, ...]  # right to left: the subject first
     combinators: tuple[str, ...]  # combinators[k] joins compounds[k] to compounds[k + 1]
 
-    def matches(self, elements: tuple[Element, ...], index: int) -> bool:
-        """Whether elements[index] is the subject; linear, not exponential, backtracking."""
-        if not self.compounds[0].matches(elements, index):
-            return False
-        # A failed child step retries only the closest descendant step to its right, and a
-        # descendant step that runs out of ancestors fails the whole selector: any other
-        # placement would leave it fewer ancestors (Servo's selector matching does the same).
-        retry: tuple[int, int] | None = None  # (step, next ancestor to try) of that step
-        step, position = 0, index
-        while step < len(self.combinators):
-            following = self.compounds[step + 1]
+    def mask(self, hierarchy: Hierarchy, memo: dict[object, int]) -> int:
+        """The elements that match as the subject, all at once: O(compounds) mask steps.
+
+        Bit i stands for elements[i], whose ancestors are exactly elements[:i] (a hierarchy
+        is one chain). Going from the outermost compound inwards, `placed` holds where the
+        compounds so far can sit: a child step keeps those whose parent was placed, a
+        descendant step those above the outermost placed element. No backtracking, so the
+        cost is linear in the selector whatever the hierarchy.
+        """
+        found = memo.get(self)
+        if found is not None:
+            return found
+        last = len(self.compounds) - 1
+        placed = self.compounds[last].mask(hierarchy, memo)
+        for step in range(last - 1, -1, -1):
+            if not placed:
+                break
             if self.combinators[step] == _CHILD:
-                if position > 0 and following.matches(elements, position - 1):
-                    step, position = step + 1, position - 1
-                    continue
-                if position == 0 or retry is None:
-                    return False
-                step, start = retry
+                reachable = placed << 1
             else:
-                start = position - 1
-            following = self.compounds[step + 1]
-            while start >= 0 and not following.matches(elements, start):
-                start -= 1
-            if start < 0:
-                return False
-            retry = (step, start - 1)
-            step, position = step + 1, start
-        return True
+                lowest = placed & -placed
+                reachable = ~((lowest << 1) - 1)
+            placed = reachable & self.compounds[step].mask(hierarchy, memo)
+        memo[self] = placed
+        return placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +190,29 @@ class Selector:
 
     text: str
     _alternatives: tuple[_Complex, ...] = field(repr=False)
+    depth: int = 0  # the most combinators chained in one alternative (or inside :not())
 
-    def matches(self, hierarchy: str | None) -> bool:
-        """Whether the hierarchy's target (its last element) matches any alternative."""
-        elements = parse_hierarchy(hierarchy)
-        if not elements:
+    def matches(self, hierarchy: str | Hierarchy | None) -> bool:
+        """Whether the hierarchy's target (its last element) matches any alternative.
+
+        Time is linear in the selector's length plus the hierarchy's (indexing it, once).
+        """
+        indexed = hierarchy if isinstance(hierarchy, Hierarchy) else index_hierarchy(hierarchy)
+        target = indexed.target
+        if not target:
             return False
-        target = len(elements) - 1
-        return any(alternative.matches(elements, target) for alternative in self._alternatives)
+        memo = indexed.memo
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        last = indexed.elements[-1]
+        for alternative in self._alternatives:
+            # The subject first, on the target alone: most alternatives fail there.
+            if (
+                alternative.compounds[0].may_match(last)
+                and alternative.mask(indexed, memo) & target
+            ):
+                return True
+        return False
 
     @property
     def condition_count(self) -> int:
@@ -301,15 +224,45 @@ class _Unsupported(Exception):
     """A construct cssselect parses but a hierarchy cannot answer."""
 
 
-@lru_cache(maxsize=1024)
-def compile_selector(text: str) -> Selector:
-    """Compile a CSS selector (list); raises InvalidInput for bad or unsupported ones."""
+def compile_selector(text: str, *, limited: bool = True) -> Selector:
+    """Compile a CSS selector (list); raises InvalidInput for bad, unsupported or too big ones.
+
+    `limited=False` skips the size limits (services/limits.py), for stored definitions that
+    were saved before a limit was lowered: matching them must not fail.
+    """
     source = text.strip()
     if not source:
         raise _invalid("The selector is empty; write one such as 'button.buy' or '#nav a'.")
+    if limited and len(source) > limits.MAX_SELECTOR_LENGTH:
+        raise _invalid(
+            f"A selector has at most {limits.MAX_SELECTOR_LENGTH} characters; "
+            f"this one has {len(source)}.",
+            code="SELECTOR_TOO_LONG",
+        )
+    selector = _compile(source)
+    if not limited:
+        return selector
+    if len(selector._alternatives) > limits.MAX_SELECTOR_ALTERNATIVES:
+        raise _invalid(
+            f"A selector lists at most {limits.MAX_SELECTOR_ALTERNATIVES} alternatives "
+            f"(separated by commas); this one has {len(selector._alternatives)}.",
+            code="TOO_MANY_SELECTORS",
+        )
+    if selector.depth > limits.MAX_SELECTOR_COMBINATORS:
+        raise _invalid(
+            f"A selector chains at most {limits.MAX_SELECTOR_COMBINATORS} combinators "
+            f"(spaces and '>') in one alternative; one here has {selector.depth}.",
+            code="SELECTOR_TOO_DEEP",
+        )
+    return selector
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str) -> Selector:
     try:
         parsed = css.parse(source)
-        alternatives = tuple(_compile_alternative(selector) for selector in parsed)
+        compiler = _Compiler()
+        alternatives = tuple(compiler.alternative(selector) for selector in parsed)
     except css.SelectorError as error:
         hint = ""
         if "got <NUMBER" in str(error):
@@ -321,66 +274,96 @@ def compile_selector(text: str) -> Selector:
             "use tags, #ids, .classes, [attributes], :not(), descendant (space) and "
             "child (>) combinators, and commas."
         ) from error
-    return Selector(source, alternatives)
+    return Selector(source, alternatives, compiler.depth)
 
 
-def _invalid(message: str) -> InvalidInput:
-    return InvalidInput(message, field="selector", code="INVALID_SELECTOR")
+def _invalid(message: str, code: str = "INVALID_SELECTOR") -> InvalidInput:
+    return InvalidInput(message, field="selector", code=code)
 
 
-def _compile_alternative(selector: css.Selector) -> _Complex:
-    if selector.pseudo_element is not None:
-        raise _Unsupported(f"the pseudo-element '::{selector.pseudo_element}'")
-    return _compile_complex(selector.parsed_tree)
+# Every compiled part by its structure (children by identity, as they are shared too), for
+# as long as some selector holds it: equal parts of all selectors are one object.
+_SHARED: weakref.WeakValueDictionary[tuple[Any, ...], Any] = weakref.WeakValueDictionary()
+_SHARING = threading.Lock()  # compilation runs on the event loop and in worker threads
 
 
-def _compile_complex(tree: css.Tree) -> _Complex:
-    compounds: list[_Compound] = []
-    combinators: list[str] = []
-    while isinstance(tree, css.CombinedSelector):
-        if tree.combinator not in (_CHILD, _DESCENDANT):
-            raise _Unsupported(f"the sibling combinator '{tree.combinator}'")
-        compounds.append(_compile_compound(tree.subselector))
-        combinators.append(tree.combinator)
-        tree = tree.selector
-    compounds.append(_compile_compound(tree))
-    return _Complex(tuple(compounds), tuple(combinators))
+class _Compiler:
+    """Builds the parts of one selector list, sharing equal parts (see `_Compound`)."""
 
+    def __init__(self) -> None:
+        self._parts: list[Any] = []  # keeps new parts alive until the selector holds them
+        self.depth = 0  # the most combinators in one complex selector
 
-def _compile_compound(tree: css.Tree) -> _Compound:
-    ids: list[str] = []
-    classes: set[str] = set()
-    attributes: list[_AttributeTest] = []
-    negations: list[_Complex] = []
-    while not isinstance(tree, css.Element):
-        if isinstance(tree, css.Hash):
-            ids.append(tree.id)
-        elif isinstance(tree, css.Class):
-            classes.add(tree.class_name)
-        elif isinstance(tree, css.Attrib):
-            attributes.append(_compile_attribute(tree))
-        elif isinstance(tree, css.Negation):
-            negations.append(_compile_complex(tree.subselector))
-        else:
-            raise _Unsupported(_describe(tree))
-        tree = tree.selector
-    if tree.namespace is not None:
-        raise _Unsupported(f"the namespace '{tree.namespace}|'")
-    tag = tree.element.lower() if tree.element else None
-    return _Compound(tag, tuple(ids), frozenset(classes), tuple(attributes), tuple(negations))
+    def _share(self, key: tuple[Any, ...], part: T) -> T:
+        with _SHARING:
+            shared: T = _SHARED.setdefault(key, part)
+        self._parts.append(shared)
+        return shared
 
+    def alternative(self, selector: css.Selector) -> _Complex:
+        if selector.pseudo_element is not None:
+            raise _Unsupported(f"the pseudo-element '::{selector.pseudo_element}'")
+        return self.complex(selector.parsed_tree)
 
-def _compile_attribute(attrib: css.Attrib) -> _AttributeTest:
-    if attrib.namespace is not None:
-        raise _Unsupported(f"the namespace '{attrib.namespace}|'")
-    compare = _OPERATORS.get(attrib.operator)
-    if compare is None:
-        raise _Unsupported(f"the non-standard attribute operator '{attrib.operator}'")
-    ignore_case = attrib.flag == "i"
-    value = "" if attrib.value is None else str(attrib.value.value)
-    return _AttributeTest(
-        attrib.attrib.lower(), compare, value.lower() if ignore_case else value, ignore_case
-    )
+    def complex(self, tree: css.Tree) -> _Complex:
+        compounds: list[_Compound] = []
+        combinators: list[str] = []
+        while isinstance(tree, css.CombinedSelector):
+            if tree.combinator not in (_CHILD, _DESCENDANT):
+                raise _Unsupported(f"the sibling combinator '{tree.combinator}'")
+            compounds.append(self.compound(tree.subselector))
+            combinators.append(tree.combinator)
+            tree = tree.selector
+        self.depth = max(self.depth, len(combinators))
+        compounds.append(self.compound(tree))
+        key = ("complex", *map(id, compounds), *combinators)
+        return self._share(key, _Complex(tuple(compounds), tuple(combinators)))
+
+    def compound(self, tree: css.Tree) -> _Compound:
+        ids: list[str] = []
+        classes: set[str] = set()
+        attributes: list[_AttributeTest] = []
+        negations: list[_Complex] = []
+        while not isinstance(tree, css.Element):
+            if isinstance(tree, css.Hash):
+                ids.append(tree.id)
+            elif isinstance(tree, css.Class):
+                classes.add(tree.class_name)
+            elif isinstance(tree, css.Attrib):
+                attributes.append(self.attribute(tree))
+            elif isinstance(tree, css.Negation):
+                negations.append(self.complex(tree.subselector))
+            else:
+                raise _Unsupported(_describe(tree))
+            tree = tree.selector
+        if tree.namespace is not None:
+            raise _Unsupported(f"the namespace '{tree.namespace}|'")
+        tag = tree.element.lower() if tree.element else None
+        key = (
+            "compound",
+            tag,
+            tuple(sorted(set(ids))),
+            tuple(sorted(classes)),
+            tuple(sorted(set(map(id, attributes)))),
+            tuple(sorted(set(map(id, negations)))),
+        )
+        compound = _Compound(
+            tag, tuple(ids), frozenset(classes), tuple(attributes), tuple(negations)
+        )
+        return self._share(key, compound)
+
+    def attribute(self, attrib: css.Attrib) -> _AttributeTest:
+        if attrib.namespace is not None:
+            raise _Unsupported(f"the namespace '{attrib.namespace}|'")
+        compare = _OPERATORS.get(attrib.operator)
+        if compare is None:
+            raise _Unsupported(f"the non-standard attribute operator '{attrib.operator}'")
+        ignore_case = attrib.flag == "i"
+        value = "" if attrib.value is None else str(attrib.value.value)
+        name = attrib.attrib.lower()
+        wanted = value.lower() if ignore_case else value
+        key = ("attribute", name, attrib.operator, wanted, ignore_case)
+        return self._share(key, _AttributeTest(name, compare, wanted, ignore_case))
 
 
 def _describe(tree: css.Tree) -> str:

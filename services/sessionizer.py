@@ -69,7 +69,7 @@ class _Timeline:
 
     user_id: int
     incoming: dict[int, Incoming]
-    sessions: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    sessions: dict[int, Mapping[Any, Any]] = field(default_factory=dict)  # stored rows
     loaded_after: int = 0  # every stored session with active_until > loaded_after is loaded
     left: int = 0
     window: set[int] = field(default_factory=set)  # stored session ids inside the window
@@ -340,7 +340,7 @@ _MOVE_EVENT = update(E).where(*_one_row(E)).values(session_id=bindparam("b_sessi
 
 
 def _known_traits(
-    planned: PlannedSession, incoming: Incoming | None, stored: Mapping[str, Any] | None
+    planned: PlannedSession, incoming: Incoming | None, stored: Mapping[Any, Any] | None
 ) -> SessionTraits | None:
     if planned.origin == "SERVER":
         return NO_TRAITS

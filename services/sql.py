@@ -78,6 +78,7 @@ async def insert_rows(
         return
     raw = await conn.get_raw_connection()
     adapted = raw.dbapi_connection
+    assert adapted is not None  # a checked-out connection has its driver connection
     if getattr(adapted, "_transaction", None) is None:  # asyncpg begins on the first statement
         await conn.exec_driver_sql("SELECT 1")
     await adapted.driver_connection.copy_records_to_table(

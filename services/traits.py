@@ -86,6 +86,6 @@ class TraitSource:
         return session_traits(self.source, self.properties, self.context)
 
 
-def traits_of_row(row: Mapping[str, Any]) -> SessionTraits:
+def traits_of_row(row: Mapping[Any, Any]) -> SessionTraits:
     """Traits stored on a session row."""
     return SessionTraits(**{name: row[name] for name in TRAIT_COLUMNS})

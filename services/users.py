@@ -1,10 +1,18 @@
-"""How a user presents: display name and the full property map (SPEC §7)."""
+"""How a user presents: display name and the full property map (SPEC §7); erasing one."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.clock import to_datetime
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.db import Database
+from services import identity as identities
+from services import limits
+from services.clock import now_us, to_datetime
+from services.errors import NotFound
+from services.identity import UserKey
+from services.projections import PROJECTIONS
 
 BUILT_IN = ("Date First Seen", "Email", "Identity", "User ID")
 
@@ -42,3 +50,27 @@ def property_list(user: Any, search: str | None) -> list[tuple[str, Any, bool]]:
             continue
         listed.append((name, value, name in auto))
     return listed
+
+
+async def delete_user(
+    db: Database, *, environment_id: int, user_id: Any = None, identity: Any = None
+) -> int:
+    """Erase a user, its aliases, events, idempotency keys and derived data (GDPR); its id."""
+    key = (
+        UserKey("user_id", str(limits.user_id(user_id)))
+        if user_id is not None
+        else UserKey("identity", limits.identity(identity))
+    )
+
+    async def work(conn: AsyncConnection) -> int:
+        routes = await identities.resolve(
+            conn, environment_id=environment_id, keys=[key], now_us=now_us(), create=False
+        )
+        if key not in routes:
+            raise NotFound("no such user", field=key.kind_field, code="UNKNOWN_USER")
+        target = routes[key]
+        await PROJECTIONS.on_user_deleted(conn, environment_id=environment_id, user_id=target)
+        await identities.erase(conn, environment_id=environment_id, user_id=target)
+        return target
+
+    return int(await db.write(work))

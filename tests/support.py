@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+
+from server.settings import fast_paths_from
 
 
 class GraphQLFailed(AssertionError):
@@ -56,3 +59,10 @@ query($userId: String, $identity: String) {
     }
   }
 }"""
+
+
+# For test modules that hold a fast path (USERTRAIL_FAST_PATHS) to the stock one it replaces:
+# with the setting off the server never takes it, and CI runs them in the run where it is on.
+fast_paths_only = pytest.mark.skipif(
+    not fast_paths_from(), reason="USERTRAIL_FAST_PATHS=0: these check the fast paths themselves"
+)

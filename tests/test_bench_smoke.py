@@ -55,6 +55,8 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
     assert "GraphQL trackBatch" in done.stdout and "user timeline" in done.stdout
     figures = json.loads(output.read_text())
     assert figures["errors"] == []
+    assert set(figures["internals"]) >= {"executor", "encoding", "input_conversion"}
+    assert "Fast paths" in done.stdout
     assert figures["config"]["ingest_rounds"] == 2
     assert figures["dataset"]["users"] == 40 and figures["dataset"]["copies"] == 2
     for dialect in databases.split(","):

@@ -39,6 +39,8 @@ async def _run_async(url: str) -> None:
 
 def run_migrations_online() -> None:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: pass one to models.migrate.upgrade")
     asyncio.run(_run_async(url))
 
 

@@ -9,13 +9,12 @@ with the CI environment variable set they fail instead, so that CI never passes 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +22,7 @@ import pytest
 from models.db import Database
 from server.assets import BUILD_DIR, MANIFEST
 from services import demo, environments
+from tests import node_packages
 from tests.conftest import RunningServer, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,11 +33,9 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 DEMO_PEOPLE = 40
 
 
-def cannot_run(reason: str) -> None:
+def cannot_run(reason: str) -> NoReturn:
     """Skip, saying why; fail instead when the CI environment variable is set."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the browser tests must run in CI but cannot: {reason}")
-    pytest.skip(f"browser test skipped: {reason}")
+    node_packages.cannot_run("the browser tests", reason)
 
 
 @pytest.fixture(scope="session")

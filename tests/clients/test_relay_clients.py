@@ -13,63 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import RunningServer
+from tests.node_packages import install
 from tests.support import Api
 
 RELAY = Path(__file__).parent / "relay"
 PINNED = ("relay-compiler", "@apollo/client", "graphql")
 GENERATED = RELAY / "src" / "__generated__"
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def _cannot_run(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"the Relay client tests must run in CI but cannot: {reason}")
-    pytest.skip(f"Relay client tests skipped: {reason}")
-
-
-def _installed() -> bool:
-    lock = json.loads((RELAY / "package-lock.json").read_text())["packages"]
-    for name in PINNED:
-        found = RELAY / "node_modules" / name / "package.json"
-        if not found.exists():
-            return False
-        if json.loads(found.read_text())["version"] != lock[f"node_modules/{name}"]["version"]:
-            return False
-    return True
-
-
-def _install() -> str:
-    """The node executable, after installing the clients' packages if they are missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _cannot_run("node and npm are not on PATH (the clients are npm packages)")
-    assert node is not None and npm is not None
-    if _installed():
-        return node
-    try:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=RELAY,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        _cannot_run("npm ci did not finish within 300 s")
-    if done.returncode != 0 or not _installed():
-        _cannot_run(f"npm ci failed in {RELAY}: {done.stderr.strip()[-1000:]}")
-    return node
 
 
 async def _run(*command: str, timeout: float = 180) -> tuple[int, str, str]:
@@ -145,7 +102,7 @@ async def walk(api: Api, query: str, at: Any, size: int, **variables: Any) -> li
 async def test_relay_compiler_compiles_connections_and_refetchable_fragments(
     api: Api, server: RunningServer
 ) -> None:
-    node = await asyncio.to_thread(_install)
+    node = await asyncio.to_thread(install, RELAY, *PINNED, what="the Relay client tests")
     shutil.rmtree(GENERATED, ignore_errors=True)  # artifacts of this run only
     code, out, err = await _run(node, "node_modules/relay-compiler/cli.js")
     assert code == 0, f"relay-compiler failed:\n{out}\n{err}"
@@ -173,7 +130,7 @@ async def test_relay_compiler_compiles_connections_and_refetchable_fragments(
 async def test_apollo_relay_style_pagination_merges_every_user_once_in_order(
     api: Api, server: RunningServer
 ) -> None:
-    node = await asyncio.to_thread(_install)
+    node = await asyncio.to_thread(install, RELAY, *PINNED, what="the Relay client tests")
     await seed(api)
     expected = await every_user(api)
     # The opening page starts after the 7th user, as a deep link would open it.

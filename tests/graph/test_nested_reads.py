@@ -1,7 +1,7 @@
 """Nested pages read fast and the same: prefetched events, one connection per query.
 
 A user's sessions prefetch the events page the query asks of each (graph/session.py); a
-query's loaders share one connection, given back when the request ends (resolvers/loaders).
+query's loaders share one connection, given back when the request ends (graph/loaders).
 """
 
 from __future__ import annotations

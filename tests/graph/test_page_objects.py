@@ -11,6 +11,9 @@ import strawberry
 
 from graph.event import Event, EventEdge
 from graph.execution import FastExecutor
+from tests.support import fast_paths_only
+
+pytestmark = fast_paths_only
 
 Row = namedtuple("Row", "user_id id session_id type time_us source properties")
 

@@ -10,8 +10,8 @@ import pytest
 
 from graph import ids
 from services import environments, segments
+from services.conditions import PropertyCondition
 from services.filters import UserFilter
-from services.properties import PropertyCondition
 from tests import population
 from tests.conftest import RunningServer
 from tests.graph.test_users_list import list_all
@@ -198,7 +198,7 @@ async def test_refusals(loaded: tuple) -> None:
         )
     )["createSegment"]
     assert [(e["code"], e["field"]) for e in bad["errors"]] == [
-        ("INVALID_FILTER", "input.filter.properties[0].value")
+        ("INVALID_VALUE", "input.filter.properties[0].value")
     ]
     # Another environment's segment: invisible here, as if it did not exist.
     other = await environments.ensure(server.db, name="elsewhere")

@@ -1,5 +1,5 @@
 """Root `user(...)` and `node(id:)` look-ups are batched: one load per request, whatever
-their number (resolvers/loaders.users_by_key), merges followed through aliases."""
+their number (graph/loaders.users_by_key), merges followed through aliases."""
 
 from __future__ import annotations
 

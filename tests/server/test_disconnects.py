@@ -6,15 +6,14 @@ Raw sockets against a real server: headers announcing a body, half of it, then c
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pytest
 
 from tests.conftest import RunningServer
+from tests.hostile.probing import send_half_and_close, wait_for_log
 
 BODIES = {
     "/api/track": orjson.dumps(
@@ -29,24 +28,7 @@ BODIES = {
 }
 LOGGERS = {"/api/track": "server.http_errors", "/v1/batch": "server.http_errors"}
 LOGGERS["/graphql"] = "usertrail.graphql"
-
-
-async def _send_half_and_close(url: str, path: str, *, chunked: bool) -> None:
-    address = urlsplit(url)
-    reader, writer = await asyncio.open_connection(address.hostname, address.port)
-    body = BODIES[path]
-    half = body[: len(body) // 2]
-    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
-        "Content-Type: application/json\r\nAuthorization: Basic ZGV2LWtleTo=\r\n"
-        f"{framing}\r\n\r\n".encode()
-    )
-    writer.write(f"{len(body):x}\r\n".encode() + half if chunked else half)
-    await writer.drain()
-    await asyncio.sleep(0.1)  # the server is reading the body when the client leaves
-    writer.close()
-    await writer.wait_closed()
+DEV_KEY = "Basic ZGV2LWtleTo="
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -55,12 +37,11 @@ async def test_a_client_leaving_mid_body_is_logged_at_info(
     server: RunningServer, caplog: pytest.LogCaptureFixture, path: str, chunked: bool
 ) -> None:
     caplog.set_level(logging.INFO)
-    await _send_half_and_close(server.url, path, chunked=chunked)
-    for _ in range(200):  # the server notices the closed connection on its next read
-        if any("closed the connection" in r.getMessage() for r in caplog.records):
-            break
-        await asyncio.sleep(0.025)
-    noticed = [r for r in caplog.records if "closed the connection" in r.getMessage()]
+    await send_half_and_close(
+        server.url, path, BODIES[path], headers={"Authorization": DEV_KEY}, chunked=chunked
+    )
+    # The server notices the closed connection on its next read.
+    noticed = await wait_for_log(caplog, "closed the connection")
     assert len(noticed) == 1, [r.getMessage() for r in caplog.records]
     record = noticed[0]
     assert record.levelno == logging.INFO and record.name == LOGGERS[path]

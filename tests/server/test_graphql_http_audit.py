@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,46 +19,12 @@ import pytest
 
 from services import environments, keys
 from tests.conftest import start_server
+from tests.node_packages import install
 
 AUDIT = Path(__file__).parents[1] / "audit"
-INSTALLED = AUDIT / "node_modules" / "graphql-http" / "package.json"
 # Audits Strawberry cannot be made to pass, by id, with the reason. None today: the server
 # meets every MUST and every SHOULD of graphql-http 1.23.1.
 UNFIXABLE: dict[str, str] = {}
-
-
-def _cannot_run(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"the graphql-http audit must run in CI but cannot: {reason}")
-    pytest.skip(f"graphql-http audit skipped: {reason}")
-
-
-def _pinned_version() -> str:
-    lock = json.loads((AUDIT / "package-lock.json").read_text())
-    return str(lock["packages"]["node_modules/graphql-http"]["version"])
-
-
-def _install() -> str:
-    """The node executable, after installing the audit's packages if they are missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _cannot_run("node and npm are not on PATH (the audit is an npm package)")
-    assert node is not None and npm is not None
-    if INSTALLED.exists() and json.loads(INSTALLED.read_text())["version"] == _pinned_version():
-        return node
-    try:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=AUDIT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        _cannot_run("npm ci did not finish within 300 s")
-    if done.returncode != 0 or not INSTALLED.exists():
-        _cannot_run(f"npm ci failed in {AUDIT}: {done.stderr.strip()[-1000:]}")
-    return node
 
 
 async def _audit(node: str, url: str, key: str | None) -> tuple[dict[str, int], list[Any]]:
@@ -83,7 +47,7 @@ async def _audit(node: str, url: str, key: str | None) -> tuple[dict[str, int], 
 
 @pytest.mark.parametrize("dev", [False, True], ids=["with an API key", "dev mode"])
 async def test_graphql_http_audit(database_url: str, dev: bool) -> None:
-    node = await asyncio.to_thread(_install)
+    node = await asyncio.to_thread(install, AUDIT, "graphql-http", what="the graphql-http audit")
     # The audit's operations introspect (`__type`): outside dev mode that needs the switch
     # (and a read key, which it has).
     running, server, task = await start_server(database_url, dev=dev, introspection=True)

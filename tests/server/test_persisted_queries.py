@@ -14,8 +14,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,9 +28,9 @@ from server.graphql_app import GraphQLApp
 from server.persisted_queries import Counts
 from services import environments, keys
 from tests.conftest import RunningServer, start_server
+from tests.node_packages import install
 
 APOLLO = Path(__file__).parents[1] / "clients" / "apollo"
-INSTALLED = APOLLO / "node_modules" / "@apollo" / "client" / "package.json"
 NOT_FOUND = {
     "errors": [
         {"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}
@@ -122,40 +120,6 @@ def graphql_requests(method: str) -> float:
 # ---------------------------------------------------------------- Apollo Client 4
 
 
-def _cannot_run(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"the Apollo Client test must run in CI but cannot: {reason}")
-    pytest.skip(f"Apollo Client test skipped: {reason}")
-
-
-def _pinned_version() -> str:
-    lock = json.loads((APOLLO / "package-lock.json").read_text())
-    return str(lock["packages"]["node_modules/@apollo/client"]["version"])
-
-
-def _install() -> str:
-    """The node executable, after installing the Apollo packages if they are missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _cannot_run("node and npm are not on PATH (Apollo Client is an npm package)")
-    assert node is not None and npm is not None
-    if INSTALLED.exists() and json.loads(INSTALLED.read_text())["version"] == _pinned_version():
-        return node
-    try:
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=APOLLO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        _cannot_run("npm ci did not finish within 300 s")
-    if done.returncode != 0 or not INSTALLED.exists():
-        _cannot_run(f"npm ci failed in {APOLLO}: {done.stderr.strip()[-1000:]}")
-    return node
-
-
 async def _apollo(node: str, url: str, key: str) -> list[dict[str, Any]]:
     process = await asyncio.create_subprocess_exec(
         node,
@@ -179,7 +143,7 @@ def _shape(requests: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def test_apollo_persisted_query_link(keyed: Keyed) -> None:
-    node = await asyncio.to_thread(_install)
+    node = await asyncio.to_thread(install, APOLLO, "@apollo/client", what="the Apollo Client test")
     gets_before = graphql_requests("GET")
     steps = await _apollo(node, f"{keyed.running.url}/graphql", keyed.keys["admin"])
     by_name = {step["name"]: step for step in steps}

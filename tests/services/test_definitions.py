@@ -17,9 +17,10 @@ from models import DefinitionMatch, Event, EventDefinition
 from models.db import Database
 from services import definitions, environments, ingest, matching
 from services.clock import to_micros
+from services.conditions import PropertyCondition
 from services.errors import Conflict, InvalidInput, NotFound
 from services.ingest import TrackItem
-from services.matching import Criterion, PropertyCondition, StringMatch
+from services.matching import Criterion, StringMatch
 from services.sql import keys_in
 from tests.factories import BASE
 
@@ -189,10 +190,10 @@ OPERATOR_CASES: list[tuple[str, Any, set[str]]] = [
     ("IS_SET", None, EVERY - {"h"}),
     ("IS_NOT_SET", None, {"h"}),
     ("GREATER_THAN", 49, {"d", "j"}),
-    ("GREATER_OR_EQUAL", 49, {"c", "d", "j"}),
-    ("LESS_THAN", "49.5", {"c"}),
-    ("LESS_OR_EQUAL", 49.5, {"c", "d"}),
-    ("GREATER_THAN", 9, {"c", "d", "j"}),  # numbers, not strings: "9" > "49" as text
+    ("GREATER_OR_EQUAL", 49, {"c", "d", "e", "j"}),  # "49" is numeric (SPEC §5a)
+    ("LESS_THAN", "49.5", {"c", "e"}),
+    ("LESS_OR_EQUAL", 49.5, {"c", "d", "e"}),
+    ("GREATER_THAN", 9, {"c", "d", "e", "j"}),  # as numbers: "9" > "49" as text
     ("IN", ["hello", 100, False], {"b", "j", "n"}),
     ("IN", ["49"], {"c", "e"}),
     ("NOT_IN", ["hello", 100], EVERY - {"b", "j"}),
@@ -257,22 +258,21 @@ async def test_string_matches_on_target_text_and_path(db: Database, environment_
     assert await matched(db, environment_id, other.id) == named(keys, "cart", "buy")
 
 
-async def test_case_folding_follows_the_database(db: Database, environment_id: int) -> None:
-    keys = await track(db, environment_id, [event("e", "Signup", city="ÉCOLE")])
-    row = await define(
-        db,
-        environment_id,
-        "accented",
-        Criterion("Signup", properties=(PropertyCondition("city", "CONTAINS", "école"),)),
-    )
-    # SQLite's lower() folds ASCII letters only; PostgreSQL folds every letter.
-    expected = set() if db.is_sqlite else named(keys, "e")
-    assert await matched(db, environment_id, row.id) == expected
+async def test_case_folding_is_unicode_on_both_databases(db: Database, environment_id: int) -> None:
+    cities = [event("e", "Signup", city="ÉCOLE"), event("t", "Signup", city="İSTANBUL")]
+    cities += [event("g", "Signup", city="ΟΔΟΣ"), event("c", "Signup", city="МОСКВА")]
+    keys = await track(db, environment_id, cities)
+    live = await fresh_environment(db)
+    for needle, key in [("école", "e"), ("i̇stanbul", "t"), ("οδος", "g"), ("москва", "c")]:
+        criterion = Criterion("Signup", properties=(PropertyCondition("city", "CONTAINS", needle),))
+        row = await define(db, environment_id, f"in {key}", criterion)  # backfill
+        assert await matched(db, environment_id, row.id) == named(keys, key), needle
+        later = await define(db, live, f"in {key}", criterion)
+        live_keys = await track(db, live, [c for c in cities if c.properties["k"] == key])  # live
+        assert await matched(db, live, later.id) == named(live_keys, key), needle
 
 
-async def test_property_names_sql_cannot_address_are_matched_in_python(
-    db: Database, environment_id: int
-) -> None:
+async def test_property_names_of_any_characters_match(db: Database, environment_id: int) -> None:
     name = 'odd "key" \\ with\ttab'
     keys = await track(
         db,
@@ -360,7 +360,7 @@ async def test_sql_and_python_matching_agree(
         }
         for index, value in enumerate(values)
     ]
-    test = matching.python_matcher(criterion, dialect=db.dialect)
+    test = matching.python_matcher(criterion)
     in_python = {row["id"] for row in rows if test("Purchase", row["properties"])}
 
     async def work(conn: Any) -> set[int]:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from models import User
 from models.db import Database
-from services import environments, identity, ingest
+from services import environments, ingest, initial_properties
 from services.ingest import TrackItem
 from tests.factories import BASE
 
@@ -89,7 +89,7 @@ async def test_written_initial_properties_equal_a_full_recomputation(
     written = await autocaptured()
 
     async def recompute(conn: object) -> None:
-        await identity.refresh_initial_properties(
+        await initial_properties.refresh_initial_properties(
             conn,
             environment_id=environment_id,
             user_ids=[77],  # type: ignore[arg-type]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services import limits
 from services.errors import InvalidInput
 from services.selectors import (
     Attributes,
@@ -445,3 +448,188 @@ def test_combinators_agree_with_trying_every_placement(
     written = "".join(f"@{tag};|" for tag in hierarchy)
     expected = _reference_match(tags, combinators, hierarchy)
     assert compile_selector(text).matches(written) is expected
+
+
+# ---------------------------------------------------------------- issue 17: bounded matching
+
+
+def _reference_parse(hierarchy: str) -> tuple[Element, ...]:
+    """The parser before issue 17, one character at a time: the new one must read alike."""
+    import re
+
+    from services.hierarchies import _ElementBuilder
+
+    text = re.sub("[\x00\ud800-\udfff]", "\ufffd", hierarchy)
+    elements: list[Element] = []
+    builder = _ElementBuilder()
+    position, end = 0, len(text)
+
+    def token_end(start: int) -> int:
+        found = re.compile("[;|]").search(text, start)
+        return end if found is None else found.start()
+
+    while position < end:
+        char = text[position]
+        if char == "|":
+            if (element := builder.build()) is not None:
+                elements.append(element)
+            builder = _ElementBuilder()
+            position += 1
+        elif char == ";" or char.isspace():
+            position += 1
+        elif char == "[":
+            closing = re.compile(r"\](?=[;|]|\Z)").search(text, position)
+            stop = token_end(position) if closing is None else closing.start()
+            builder.add_attribute(text[position + 1 : stop])
+            position = stop if closing is None else closing.end()
+        else:
+            stop = token_end(position)
+            builder.add_token(text[position:stop])
+            position = stop
+    if (element := builder.build()) is not None:
+        elements.append(element)
+    return tuple(elements)
+
+
+_HIERARCHY_PIECES = st.sampled_from(
+    [*"@#.[]=;| \tab", "@div", ".x", "#i", "[k=v]", "[k]", "];", "]|", "\x00", "@A"]
+)
+
+
+@given(st.lists(_HIERARCHY_PIECES, max_size=40).map("".join))
+def test_the_parser_reads_as_before(hierarchy: str) -> None:
+    assert parse_hierarchy(hierarchy) == _reference_parse(hierarchy)
+
+
+def _reference_selector_match(compounds: list[str], combinators: list[str], hierarchy: str) -> bool:
+    """Tags, one class, :not() of a compound and combinators, by trying every placement."""
+    elements = parse_hierarchy(hierarchy)
+
+    def compound_matches(compound: str, element: Element) -> bool:
+        compound, _, negated = compound.partition(":not(")
+        tag, _, name = compound.partition(".")
+        if tag not in ("*", "") and tag != element.tag:
+            return False
+        if name and name not in element.classes:
+            return False
+        return not negated or not compound_matches(negated[:-1], element)
+
+    def placed(step: int, position: int) -> bool:
+        if not compound_matches(compounds[step], elements[position]):
+            return False
+        if step == 0:
+            return True
+        if combinators[step - 1] == ">":
+            return position > 0 and placed(step - 1, position - 1)
+        return any(placed(step - 1, ancestor) for ancestor in range(position))
+
+    return bool(elements) and placed(len(compounds) - 1, len(elements) - 1)
+
+
+_COMPOUNDS = st.builds(
+    lambda tag, name, negated: tag + name + negated,
+    st.sampled_from(["a", "b", "*"]),
+    st.sampled_from(["", ".x", ".y"]),
+    st.sampled_from(["", ":not(.x)", ":not(b)", ":not(a.y)"]),
+)
+_TAGGED = st.builds(
+    lambda tag, names: f"@{tag};" + "".join(f".{n};" for n in names) + "|",
+    st.sampled_from("abc"),
+    st.lists(st.sampled_from("xy"), max_size=2),
+)
+
+
+@given(
+    st.lists(_COMPOUNDS, min_size=1, max_size=5),
+    st.lists(st.sampled_from([" ", ">"]), min_size=4, max_size=4),
+    st.lists(_TAGGED, min_size=1, max_size=8),
+)
+def test_compounds_and_negations_agree_with_trying_every_placement(
+    compounds: list[str], combinators: list[str], hierarchy: list[str]
+) -> None:
+    combinators = combinators[: len(compounds) - 1]
+    text = compounds[0] + "".join(
+        f" {combinator} {part}" for combinator, part in zip(combinators, compounds[1:], strict=True)
+    )
+    written = "".join(hierarchy)
+    expected = _reference_selector_match(compounds, combinators, written)
+    assert compile_selector(text).matches(written) is expected
+
+
+def _runs(length: int, runs: int) -> str:
+    """Runs of `length` a's, each closed by a c, then the target b: at most 4 KB."""
+    return ("@a;|" * length + "@c;|") * runs + "@b;|"
+
+
+# Shapes that made the backtracking matcher quadratic (tens of milliseconds per event each),
+# with the answer a plain reading gives.
+ADVERSARIAL = [
+    ("a > " * 49 + "a b", _runs(49, 20), False),  # every placement of `a` re-walked the chain
+    ("a > " * 48 + "a b", _runs(49, 20), True),
+    (", ".join(["a > " * 9 + "a b"] * 20), _runs(9, 90), False),
+    ("c " + "a > " * 30 + "a b", _runs(49, 20), True),
+    ("* " * 64 + "*", "@a;|" * 1000, True),
+    ("* " * 64 + "*", "@a;|" * 63, False),  # 65 compounds, 64 elements with the prefix
+    ("* > " * 64 + "b", "@a;|" * 64 + "@b;|", True),
+    ("b:not(" + "a > " * 60 + "c) b", _runs(49, 20) + "@b;|", True),
+    (
+        " ".join(f"[k^=v{i}]" for i in range(60)),
+        "".join(f"@a;[k=v{i}];|" for i in range(300)),
+        False,
+    ),
+]
+
+
+def test_adversarial_selectors_match_in_bounded_time() -> None:
+    """A generous bound against the old quadratic cost: all of them, 20 times, in 2 s."""
+    selectors = [
+        (compile_selector(text), hierarchy, expected) for text, hierarchy, expected in ADVERSARIAL
+    ]
+    started = time.monotonic()
+    for round in range(20):
+        for selector, hierarchy, expected in selectors:
+            # A new text each round: nothing cached from the round before.
+            assert selector.matches(f"@x{round};|{hierarchy}") is expected
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "named", "matches"),
+    [
+        ("a" * (limits.MAX_SELECTOR_LENGTH + 1), "SELECTOR_TOO_LONG", "characters", False),
+        (
+            ", ".join(["a"] * (limits.MAX_SELECTOR_ALTERNATIVES + 1)),
+            "TOO_MANY_SELECTORS",
+            "alternatives",
+            False,
+        ),
+        (
+            "a " * (limits.MAX_SELECTOR_COMBINATORS + 1) + "b",
+            "SELECTOR_TOO_DEEP",
+            "combinators",
+            True,
+        ),
+        (
+            f"b:not({'a > ' * (limits.MAX_SELECTOR_COMBINATORS + 1)}a)",
+            "SELECTOR_TOO_DEEP",
+            "combinators",
+            True,
+        ),
+    ],
+)
+def test_selectors_beyond_the_limits_are_refused_by_name(
+    text: str, code: str, named: str, matches: bool
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        compile_selector(text)
+    assert raised.value.code == code
+    assert raised.value.field == "selector"
+    assert named in raised.value.message
+    # Definitions stored before a limit was lowered still match.
+    assert compile_selector(text, limited=False).matches("@a;|" * 80 + "@b;|") is matches
+
+
+def test_selectors_at_the_limits_compile() -> None:
+    compile_selector(", ".join(["a"] * limits.MAX_SELECTOR_ALTERNATIVES))
+    compile_selector("a " * limits.MAX_SELECTOR_COMBINATORS + "b")
+    compile_selector("a" * limits.MAX_SELECTOR_LENGTH)

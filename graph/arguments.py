@@ -1,4 +1,4 @@
-"""Filter inputs to validated service filters; invalid ones become errors naming the field."""
+"""Filter arguments to validated service filters; invalid ones become errors naming the field."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from graphql import GraphQLError
 from graph import filters as inputs
 from graph import ids
 from services import filters
-from services.clock import to_micros
+from services.clock import UnreadableTime, to_micros
+from services.conditions import PropertyCondition
 from services.errors import UsertrailError
-from services.properties import PropertyCondition
+from services.limits import unreadable_time
 
 T = TypeVar("T")
 
@@ -46,9 +47,20 @@ def node_id(value: strawberry.ID | None, kind: str, field: str) -> int | None:
     return decoded[1][0]
 
 
-def time_range(value: inputs.TimeRange | None) -> filters.TimeRange | None:
+def time_range(value: inputs.TimeRange | None, field: str = "time") -> filters.TimeRange | None:
+    """The service's time range; an unreadable `from`/`to` is a GraphQL error naming it.
+
+    graph/input_conversion.py refuses those while it builds the input (fast paths on); this
+    check is the one Strawberry's own conversion (USERTRAIL_FAST_PATHS=0) reaches."""
     if value is None:
         return None
+    for name, sent in (("from", value.from_), ("to", value.to)):
+        if isinstance(sent, UnreadableTime):
+            where = f"{field}.{name}"
+            raise GraphQLError(
+                unreadable_time(sent.sent, where),
+                extensions={"code": "BAD_USER_INPUT", "field": where},
+            )
     return filters.TimeRange(
         last_days=value.last_days,
         from_us=to_micros(value.from_) if value.from_ is not None else None,
@@ -74,14 +86,14 @@ def user_filter(value: inputs.UserFilter | None, field: str = "filter") -> filte
     if value is None:
         return filters.UserFilter()
     return filters.UserFilter(
-        seen=time_range(value.seen),
+        seen=time_range(value.seen, f"{field}.seen"),
         properties=conditions(value.properties),
         events=tuple(
             filters.EventCondition(
                 event=event_match(c.event, f"{field}.events[{i}].event"),  # type: ignore[arg-type]
                 did=c.did if c.did is not None else True,
                 at_least=c.at_least if c.at_least is not None else 1,
-                time=time_range(c.time),
+                time=time_range(c.time, f"{field}.events[{i}].time"),
             )
             for i, c in enumerate(value.events or [])
         ),
@@ -96,7 +108,7 @@ def session_filter(value: inputs.SessionFilter | None) -> filters.SessionFilter:
     if value is None:
         return filters.SessionFilter()
     return filters.SessionFilter(
-        time=time_range(value.time),
+        time=time_range(value.time, "filter.time"),
         event=event_match(value.event, "filter.event"),
         user_id=None,
         identity=value.identity,
@@ -110,7 +122,7 @@ def user_session_filter(value: inputs.UserSessionFilter | None) -> filters.UserS
     if value is None:
         return None
     return filters.UserSessionFilter(
-        time=time_range(value.time),
+        time=time_range(value.time, "filter.time"),
         event=event_match(value.event, "filter.event"),
         sources=tuple(s.value for s in value.sources or []),
     )
