@@ -28,7 +28,7 @@ from rich.console import Console
 from bench import bench_definitions, ingestion, internals, peer, queries, request_latency
 from bench import dataset as datasets
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
-from bench.report import build_table
+from bench.report import build_table, citus_table
 from bench.server import ServerProcess
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
         "--databases", default="sqlite,postgresql", help="sqlite,postgresql (default both)"
     )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help=f"admin URL ({DEFAULT_PG_URL})")
+    parser.add_argument(
+        "--citus-url",
+        help="a Citus coordinator's admin URL: adds a Citus column (its workers from pg_dist_node)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip PostGraphile")
     parser.add_argument("--quick", action="store_true", help="small sizes: " + str(QUICK))
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file ({RESULTS})")
@@ -193,6 +197,17 @@ async def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             bench.note(f"PostgreSQL figures skipped: {problem}")
         else:
             results["machine"]["postgresql"] = await _postgres_version(args.pg_url)
+    databases.citus_admin_url = args.citus_url
+    if args.citus_url:
+        problem = await databases.citus_reachable()
+        if problem:
+            bench.note(f"Citus figures skipped: {problem}")
+        else:
+            dialects.append("citus")
+            results["machine"]["citus"] = (
+                f"{len(databases.citus_nodes) - 1} workers; "
+                f"PostgreSQL {await _postgres_version(args.citus_url)}"
+            )
     try:
         await _run_stages(bench, databases, dialects)
     finally:
@@ -281,6 +296,14 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
             results["dataset"]["postgres_copy_seconds"] = round(seconds, 1)
 
         await bench.stage("copy to PostgreSQL", copy)
+    if "citus" in dialects:
+
+        async def copy_citus() -> None:
+            urls["citus"] = await databases.citus("dataset")
+            seconds = await datasets.copy_to_postgres(data, urls["citus"], bench.say)
+            results["dataset"]["citus_copy_seconds"] = round(seconds, 1)
+
+        await bench.stage("copy to Citus", copy_citus)
     for dialect, url in urls.items():
 
         async def measure(dialect: str = dialect, url: str = url) -> None:
@@ -356,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     out = Console(width=None if sys.stdout.isatty() else 180)
     out.print(build_table(results))
+    if "citus" in results.get("machine", {}):
+        out.print(citus_table(results))
     out.print(f"figures written to {args.output} ({results['seconds']:.0f} s)")
     if results["errors"]:
         out.print("[red]errors:[/]\n" + "\n".join(results["errors"]), highlight=False)

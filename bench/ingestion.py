@@ -346,11 +346,7 @@ async def run(
             of = f" (round {round_number} of {rounds})" if rounds > 1 else ""
             for number, route in enumerate(ROUTES):
                 label = f"ingest{number}r{round_number}"
-                url = (
-                    await databases.sqlite(label)
-                    if dialect == "sqlite"
-                    else await databases.postgresql(label)
-                )
+                url = await databases.of(dialect, label)
                 say(f"ingestion: {route.name} on {dialect}, {len(measured):,} events{of}")
                 found.setdefault(route.name, []).append(
                     await measure_route(
@@ -378,7 +374,7 @@ async def _limit(
         await databases.sqlite(label)
         rate = await asyncio.to_thread(sqlite_limit, databases.sqlite_path(label), rows, batch_size)
         return {"method": "executemany", "events_per_second": round(rate, 1)}
-    rate = await postgres_limit(await databases.postgresql(label), rows, batch_size)
+    rate = await postgres_limit(await databases.of(dialect, label), rows, batch_size)
     return {"method": "COPY", "events_per_second": round(rate, 1)}
 
 

@@ -223,3 +223,26 @@ def build_table(results: dict[str, Any]) -> Table:
     table.add_section()
     internals.add_rows(table, results)
     return table
+
+
+def citus_table(results: dict[str, Any]) -> Table:
+    """PostgreSQL beside Citus (`--citus-url`): the same figures on one node and distributed."""
+    table = Table(title=f"Citus ({results['machine'].get('citus', '')}) beside PostgreSQL")
+    for column in ("figure", "PostgreSQL", "Citus"):
+        table.add_column(column)
+    ingestion = results.get("ingestion", {})
+    for route in [*ROUTES, "limit"]:
+        figures = [ingestion.get(d, {}).get(route) for d in ("postgresql", "citus")]
+        name = "raw insert (COPY)" if route == "limit" else route
+        table.add_row(f"{name}, events/s", *[_rate(f, None) for f in figures])
+    latency = results.get("request_latency", {})
+    table.add_row(
+        f"one {request_latency.EVENTS}-event trackBatch, ms p50 / p95",
+        *[_latency(latency.get(d)) for d in ("postgresql", "citus")],
+    )
+    queries = results.get("queries", {})
+    for key in QUERY_TARGETS:
+        figures = [queries.get(d, {}).get(key) for d in ("postgresql", "citus")]
+        if any(figures):
+            table.add_row(f"{key}, ms p50 / p95", *[_latency(f) for f in figures])
+    return table

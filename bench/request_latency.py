@@ -103,9 +103,7 @@ async def run(
     for dialect in dialects:
         say(f"one {EVENTS}-event trackBatch request on {dialect}, {runs} times")
         label = "latency"
-        url = await (
-            databases.sqlite(label) if dialect == "sqlite" else databases.postgresql(label)
-        )
+        url = await databases.of(dialect, label)
         log = databases.directory / f"server-{dialect}-{label}.log"
         results[dialect] = await measure(url, runs=runs, log=log)
     return results
