@@ -237,8 +237,11 @@ def citus_table(results: dict[str, Any]) -> Table:
         table.add_row(f"{name}, events/s", *[_rate(f, None) for f in figures])
     latency = results.get("request_latency", {})
     table.add_row(
-        f"one {request_latency.EVENTS}-event trackBatch, ms p50 / p95",
-        *[_latency(latency.get(d)) for d in ("postgresql", "citus")],
+        f"one {request_latency.EVENTS}-event trackBatch, s p50 / max",
+        *[
+            f"{f['p50_s']:.2f} / {f['max_s']:.2f} (n={f['runs']})" if f else "—"
+            for f in (latency.get(d) for d in ("postgresql", "citus"))
+        ],
     )
     queries = results.get("queries", {})
     for key in QUERY_TARGETS:
