@@ -158,8 +158,20 @@ class CitusTemplates:
         if name in self.created:
             self.created.remove(name)
         sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-        await self._on(self.coordinator, sql)
-        await asyncio.gather(*[self._on(worker, sql) for worker in self.workers])
+        await self._drop_on(self.coordinator, sql)
+        await asyncio.gather(*[self._drop_on(worker, sql) for worker in self.workers])
+
+    async def _drop_on(self, node: Node, sql: str) -> None:
+        # FORCE ends client sessions, not background workers: a Citus maintenance daemon
+        # still in the database (stopped by the DROP, exiting) fails it now and then.
+        for attempt in range(1, 6):
+            try:
+                await self._on(node, sql)
+                return
+            except asyncpg.ObjectInUseError:
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
 
     async def teardown(self) -> None:
         for name in [*self.created, *([self.template] if self.ready else [])]:
