@@ -19,8 +19,7 @@ from services.autocapture import marketing_channel, split_url
 from services.clock import random_user_id
 from services.errors import Conflict, InvalidInput, NotFound
 from services.limits import merged_user_properties, stored_user_properties
-from services.sessionize import TimelineEvent
-from services.sessionizer import Incoming, resequence
+from services.sessionizer import Incoming, resequence, timeline_columns, timeline_event
 from services.sql import chunks, insert_ignoring_duplicates, keys_in
 from services.traits import traits_of_row
 
@@ -261,9 +260,9 @@ async def merge(
         if row["origin"] == "CLIENT"
     }
     moved = [
-        TimelineEvent(r.id, r.time_us, r.source, r.client_session_id, r.replay)
+        timeline_event(r)
         for r in await conn.execute(
-            select(E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay).where(
+            select(*timeline_columns(conn.dialect.name)).where(
                 E.c.environment_id == environment_id, E.c.user_id == source_id
             )
         )

@@ -27,7 +27,7 @@ from services.clock import now_us, row_ids
 from services.errors import InvalidInput, Problem, UsertrailError
 from services.identity import UserKey
 from services.limits import storable
-from services.sessionize import TimelineEvent
+from services.sessionize import TimelineEvent, event_page, is_page_view
 from services.sessionizer import Incoming, resequence
 from services.sql import chunks, insert_ignoring_duplicates, insert_rows
 from services.traits import TraitSource
@@ -351,6 +351,13 @@ async def _store_events(
                         i.row["source"],
                         i.row["client_session_id"],
                         i.row["replay"],
+                        event_page(
+                            i.row["type"],
+                            i.row["source"],
+                            i.row["properties"].get("path"),
+                            i.row["properties"].get("name"),
+                        ),
+                        is_page_view(i.row["type"], i.row["source"]),
                     ),
                     None,
                     i.traits,
