@@ -418,3 +418,37 @@ async def test_the_migration_backfills_what_the_sessionizer_stores(
         await task
     assert after == before
     assert len(after["sessions"]["edges"]) == len(PLAN)
+
+
+async def test_a_merge_keeps_the_pages_of_the_merged_users_sessions(api: Api) -> None:
+    identify = """mutation($u: String!, $i: String!) { identify(input: {userId: $u,
+      identity: $i}) { merged errors { code } } }"""
+    known = Planned("k", "41", "WEB", 120, [Sent("pageview", 0, "/known"), Sent("click", 1, "/k")])
+    # The same person browsed anonymously on another device: one session joins the known
+    # user's (an earlier pageview), one stays on its own.
+    joining = Planned("j", "42", "WEB", 125, [Sent("pageview", 0, "/ad"), Sent("click", 2, "/x")])
+    alone = Planned("a", "42", "WEB", 400, [Sent("screenview", 0, None), Sent("pageview", 3, "/")])
+    items = [*known.items(), *joining.items(), *alone.items()]
+    assert (await api.track_batch(items))["errors"] == []
+    await api.gql(identify, u="41", i="erin")
+    assert (await api.gql(identify, u="42", i="erin"))["identify"]["merged"] is True
+    union = Planned(
+        "u",
+        "41",
+        "WEB",
+        125,
+        [*joining.events, *(Sent(e.kind, e.minute + 5, e.page) for e in known.events)],
+    )
+    data = await api.gql("""{ user(userId: "41") { sessions(first: 5) { edges { node {
+      entryPage exitPage durationSeconds pageviewCount } } } } }""")
+    shown = [e["node"] for e in data["user"]["sessions"]["edges"]]
+    assert shown == [
+        {
+            "entryPage": p.entry,
+            "exitPage": p.exit,
+            "durationSeconds": p.duration,
+            "pageviewCount": p.pageviews,
+        }
+        for p in (union, alone)
+    ]
+    assert (union.entry, union.exit, alone.entry) == ("/ad", "/known", "/")
