@@ -16,6 +16,7 @@ from services.conditions import PropertyCondition
 from services.errors import UsertrailError
 from services.limits import unreadable_time
 from services.matching import StringMatch
+from services.session_shape import Bounds, SessionShape
 
 T = TypeVar("T")
 
@@ -131,16 +132,16 @@ def user_session_filter(value: inputs.UserSessionFilter | None) -> filters.UserS
     )
 
 
-def session_shape(value: inputs.SessionFilter | inputs.UserSessionFilter) -> filters.SessionShape:
+def session_shape(value: inputs.SessionFilter | inputs.UserSessionFilter) -> SessionShape:
     """The conditions on a session's entry/exit page, duration and page views."""
 
     def match(given: Any) -> StringMatch | None:
         return None if given is None else StringMatch(given.op.value, given.value)
 
-    def bounds(given: inputs.IntRange | None) -> filters.Bounds | None:
-        return None if given is None else filters.Bounds(given.at_least, given.at_most)
+    def bounds(given: inputs.IntRange | None) -> Bounds | None:
+        return None if given is None else Bounds(given.at_least, given.at_most)
 
-    return filters.SessionShape(
+    return SessionShape(
         entry_page=match(value.entry_page),
         exit_page=match(value.exit_page),
         duration=bounds(value.duration),

@@ -23,7 +23,7 @@ from services.conditions import PropertyCondition
 from services.errors import InvalidInput
 from services.filter_size import FilterSize, expanded_size, within_limits
 from services.limits import MAX_ANY_OF_DEPTH
-from services.matching import StringMatch, checked_string_match
+from services.session_shape import SessionShape
 
 U = User.__table__
 S = Session.__table__
@@ -31,8 +31,6 @@ E = Event.__table__
 
 MAX_LAST_DAYS = 3650
 MAX_AT_LEAST = 10_000
-MAX_BOUND = 2**31 - 1  # seconds or page views in a session range (an Int)
-SECOND_US = 1_000_000
 MAX_DEPTH = MAX_ANY_OF_DEPTH
 AUTOCAPTURED = {
     "Initial Browser", "Initial Platform", "Initial Device Type", "Initial Referrer",
@@ -148,52 +146,6 @@ class UserFilter:
         for index, nested in enumerate(self.any_of):
             nested.checked(f"{field}.anyOf[{index}]", depth + 1)
         return self
-
-
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """An inclusive range of whole numbers (seconds, page views): at least and/or at most."""
-
-    at_least: int | None = None
-    at_most: int | None = None
-
-    def checked(self, field: str) -> Bounds:
-        for name, value in (("atLeast", self.at_least), ("atMost", self.at_most)):
-            if value is not None and not 0 <= value <= MAX_BOUND:
-                raise InvalidInput(
-                    f"{name} must be between 0 and {MAX_BOUND}",
-                    field=f"{field}.{name}",
-                    code="INVALID_FILTER",
-                )
-        if self.at_least is not None and self.at_most is not None:
-            if self.at_least > self.at_most:
-                raise InvalidInput(
-                    "atLeast must not exceed atMost",
-                    field=f"{field}.atLeast",
-                    code="INVALID_FILTER",
-                )
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class SessionShape:
-    """Conditions on a session's own values: entry and exit page, duration, page views."""
-
-    entry_page: StringMatch | None = None
-    exit_page: StringMatch | None = None
-    duration: Bounds | None = None  # whole seconds, as durationSeconds reads
-    pageviews: Bounds | None = None
-
-    def checked(self, field: str) -> SessionShape:
-        for name, bounds in (("duration", self.duration), ("pageviews", self.pageviews)):
-            if bounds is not None:
-                bounds.checked(f"{field}.{name}")
-        return SessionShape(
-            checked_string_match(self.entry_page, f"{field}.entryPage"),
-            checked_string_match(self.exit_page, f"{field}.exitPage"),
-            self.duration,
-            self.pageviews,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +423,7 @@ class Compiler:
                     *[self.user_property(c) for c in session_filter.user_properties],
                 )
             )
-        conditions += self.session_shape(session_filter.shape)
+        conditions += session_filter.shape.conditions(self.dialect)
         narrowed = session_filter.event is not None or bool(session_filter.user_properties)
         if narrowed and user_id is None and not session_filter.include_server_only:
             conditions.append(S.c.origin == "CLIENT")
@@ -486,29 +438,7 @@ class Compiler:
             conditions.append(S.c.source.in_(session_filter.sources))
         if session_filter.event is not None:
             conditions.append(self.session_has(session_filter.event))
-        conditions += self.session_shape(session_filter.shape)
-        return conditions
-
-    def session_shape(self, shape: SessionShape) -> list[ColumnElement[bool]]:
-        """Conditions on the sessions table's stored entry/exit page, duration and page views."""
-        conditions: list[ColumnElement[bool]] = []
-        for column, match in ((S.c.entry_page, shape.entry_page), (S.c.exit_page, shape.exit_page)):
-            if match is not None:
-                page = PropertyCondition("page", match.op, match.value)
-                conditions.append(condition_sql(page, TextColumn(column, self.dialect)))
-        if shape.duration is not None:
-            # durationSeconds is the whole seconds of end - start: d >= n iff end - start >=
-            # n s, and d <= n iff end - start < (n + 1) s.
-            length = S.c.end_us - S.c.start_us
-            if shape.duration.at_least is not None:
-                conditions.append(length >= shape.duration.at_least * SECOND_US)
-            if shape.duration.at_most is not None:
-                conditions.append(length < (shape.duration.at_most + 1) * SECOND_US)
-        if shape.pageviews is not None:
-            if shape.pageviews.at_least is not None:
-                conditions.append(S.c.pageview_count >= shape.pageviews.at_least)
-            if shape.pageviews.at_most is not None:
-                conditions.append(S.c.pageview_count <= shape.pageviews.at_most)
+        conditions += session_filter.shape.conditions(self.dialect)
         return conditions
 
     def _alias(self, prefix: str) -> str:
