@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
 from graph import input_conversion
 from graph.enums import EventSource
+
+if TYPE_CHECKING:
+    from graph.definition import StringMatchInput
 
 
 @strawberry.enum(
@@ -136,6 +140,16 @@ class UserFilter:
     )
 
 
+@strawberry.input(description="An inclusive range of whole numbers: atLeast and/or atMost.")
+class IntRange:
+    at_least: int | None = strawberry.field(default=None, description="Lowest value (>= 0).")
+    at_most: int | None = strawberry.field(default=None, description="Highest value (>= 0).")
+
+
+# The definitions' text condition (graph/definition.py imports this module, hence lazy).
+StringMatchType = Annotated["StringMatchInput", strawberry.lazy("graph.definition")]
+
+
 @strawberry.input(
     description="The Sessions page filter. Filtering by an event or by user "
     "properties lists only client-originated sessions; filtering by one user "
@@ -157,6 +171,20 @@ class SessionFilter:
     include_server_only: bool | None = strawberry.field(
         default=False, description="Also list server-only sessions."
     )
+    entry_page: StringMatchType | None = strawberry.field(
+        default=None,
+        description="Condition on Session.entryPage (null for server-only sessions, so only "
+        "NOT_ and IS_NOT_SET operators match those).",
+    )
+    exit_page: StringMatchType | None = strawberry.field(
+        default=None, description="Condition on Session.exitPage."
+    )
+    duration: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.durationSeconds, in seconds."
+    )
+    pageviews: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.pageviewCount."
+    )
 
 
 @strawberry.input(description="Narrowing of one user's sessions.")
@@ -167,4 +195,18 @@ class UserSessionFilter:
     )
     sources: list[EventSource] | None = strawberry.field(
         default=None, description="Session sources."
+    )
+    entry_page: StringMatchType | None = strawberry.field(
+        default=None,
+        description="Condition on Session.entryPage (null for server-only sessions, so only "
+        "NOT_ and IS_NOT_SET operators match those).",
+    )
+    exit_page: StringMatchType | None = strawberry.field(
+        default=None, description="Condition on Session.exitPage."
+    )
+    duration: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.durationSeconds, in seconds."
+    )
+    pageviews: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.pageviewCount."
     )
