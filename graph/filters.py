@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
 from graph import input_conversion
 from graph.enums import EventSource
-
-if TYPE_CHECKING:
-    from graph.definition import StringMatchInput
 
 
 @strawberry.enum(
@@ -146,8 +142,10 @@ class IntRange:
     at_most: int | None = strawberry.field(default=None, description="Highest value (>= 0).")
 
 
-# The definitions' text condition (graph/definition.py imports this module, hence lazy).
-StringMatchType = Annotated["StringMatchInput", strawberry.lazy("graph.definition")]
+@strawberry.input(description="A condition on one text property.")
+class StringMatchInput:
+    op: PropertyOperator = strawberry.field(description="Operator.")
+    value: str | None = strawberry.field(default=None, description="Text to compare with.")
 
 
 @strawberry.input(
@@ -171,12 +169,12 @@ class SessionFilter:
     include_server_only: bool | None = strawberry.field(
         default=False, description="Also list server-only sessions."
     )
-    entry_page: StringMatchType | None = strawberry.field(
+    entry_page: StringMatchInput | None = strawberry.field(
         default=None,
         description="Condition on Session.entryPage (null for server-only sessions, so only "
         "NOT_ and IS_NOT_SET operators match those).",
     )
-    exit_page: StringMatchType | None = strawberry.field(
+    exit_page: StringMatchInput | None = strawberry.field(
         default=None, description="Condition on Session.exitPage."
     )
     duration: IntRange | None = strawberry.field(
@@ -196,12 +194,12 @@ class UserSessionFilter:
     sources: list[EventSource] | None = strawberry.field(
         default=None, description="Session sources."
     )
-    entry_page: StringMatchType | None = strawberry.field(
+    entry_page: StringMatchInput | None = strawberry.field(
         default=None,
         description="Condition on Session.entryPage (null for server-only sessions, so only "
         "NOT_ and IS_NOT_SET operators match those).",
     )
-    exit_page: StringMatchType | None = strawberry.field(
+    exit_page: StringMatchInput | None = strawberry.field(
         default=None, description="Condition on Session.exitPage."
     )
     duration: IntRange | None = strawberry.field(
