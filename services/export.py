@@ -9,11 +9,13 @@ client holds no connection between pages.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import ids
 from models.db import Database
@@ -43,6 +45,9 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 Row = dict[str, Any]
+T = TypeVar("T")
+# Page reads finishing after their export was cancelled (strong references: see `_read`).
+_finishing: set[asyncio.Task[Any]] = set()
 
 
 @dataclass(slots=True)
@@ -61,6 +66,29 @@ def _compiler(db: Database, environment_id: int) -> Compiler:
     return Compiler(
         environment_id, db.dialect, now_us(), definition_condition=definitions.matched_by
     )
+
+
+async def _read(
+    db: Database, read: Callable[[AsyncConnection, Any], Awaitable[T]], after: Any
+) -> T:
+    """`read(conn, after)` on a connection of its own, run to its end even when the export is
+    cancelled meanwhile (its client left): a statement cut short makes the driver drop the
+    connection instead of returning it to the pool. The export then stops after this page."""
+
+    async def run() -> T:
+        async with db.read() as conn:
+            return await read(conn, after)
+
+    task = asyncio.ensure_future(run())
+    _finishing.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _finishing.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a page nobody waits for any more fails quietly
 
 
 async def _primed(pages: AsyncIterator[list[Row]]) -> AsyncIterator[Row]:
@@ -92,23 +120,23 @@ async def users(db: Database, environment_id: int, wanted: UserFilter) -> Export
     compiler.segments = found
     conditions = compiler.users(wanted)
 
+    async def page(conn: AsyncConnection, after: listing.UsersCursor | None) -> Any:
+        listed = await listing.users_page(
+            conn,
+            environment_id=environment_id,
+            conditions=conditions,
+            limit=PAGE,
+            after=after,
+            now_us=compiler.now_us,
+        )
+        users = [item.row.user_id for item in listed]
+        stats = await reading.session_stats(conn, environment_id=environment_id, user_ids=users)
+        return listed, stats
+
     async def pages() -> AsyncIterator[list[Row]]:
         after: listing.UsersCursor | None = None
         while True:
-            async with db.read() as conn:
-                listed = await listing.users_page(
-                    conn,
-                    environment_id=environment_id,
-                    conditions=conditions,
-                    limit=PAGE,
-                    after=after,
-                    now_us=compiler.now_us,
-                )
-                stats = await reading.session_stats(
-                    conn,
-                    environment_id=environment_id,
-                    user_ids=[item.row.user_id for item in listed],
-                )
+            listed, stats = await _read(db, page, after)
             yield [_user_row(item.row, stats.get(item.row.user_id, (0, 0))) for item in listed]
             if len(listed) < PAGE:
                 return
@@ -150,20 +178,18 @@ async def sessions(
     owner = await _named_user(db, environment_id, user_id, wanted.identity) if named else None
     conditions = _compiler(db, environment_id).sessions(wanted, user_id=owner)
 
+    async def page(conn: AsyncConnection, cursor: tuple[int, ...] | None) -> Any:
+        rows = await listing.sessions_page(
+            conn, environment_id=environment_id, conditions=conditions, limit=PAGE, cursor=cursor
+        )
+        return rows, await _identities(conn, environment_id, [r.user_id for r in rows])
+
     async def pages() -> AsyncIterator[list[Row]]:
         if named and owner is None:
             return
         cursor: tuple[int, ...] | None = None
         while True:
-            async with db.read() as conn:
-                rows = await listing.sessions_page(
-                    conn,
-                    environment_id=environment_id,
-                    conditions=conditions,
-                    limit=PAGE,
-                    cursor=cursor,
-                )
-                people = await _identities(conn, environment_id, [r.user_id for r in rows])
+            rows, people = await _read(db, page, cursor)
             yield [_session_row(r, people.get(r.user_id)) for r in rows]
             if len(rows) < PAGE:
                 return
@@ -172,7 +198,9 @@ async def sessions(
     return Export(SESSION_COLUMNS, await _primed(pages()))
 
 
-async def _identities(conn: Any, environment_id: int, user_ids: Sequence[int]) -> dict[int, Any]:
+async def _identities(
+    conn: AsyncConnection, environment_id: int, user_ids: Sequence[int]
+) -> dict[int, Any]:
     found = await reading.users_by_id(conn, environment_id=environment_id, user_ids=user_ids)
     return {user: row.identity for user, row in found.items()}
 
@@ -213,16 +241,16 @@ async def events(db: Database, environment_id: int, wanted: EventFilter) -> Expo
     keyset = (E.c.time_us, E.c.user_id, E.c.id)
     order = tuple(column.desc() for column in keyset)
 
+    async def page(conn: AsyncConnection, cursor: tuple[int, int, int] | None) -> list[Any]:
+        where = [*conditions, *([tuple_(*keyset) < cursor] if cursor is not None else [])]
+        return list(await conn.execute(select(E).where(*where).order_by(*order).limit(PAGE)))
+
     async def pages() -> AsyncIterator[list[Row]]:
         if named and owner is None:
             return
         cursor: tuple[int, int, int] | None = None
         while True:
-            where = [*conditions, *([tuple_(*keyset) < cursor] if cursor is not None else [])]
-            async with db.read() as conn:
-                rows = list(
-                    await conn.execute(select(E).where(*where).order_by(*order).limit(PAGE))
-                )
+            rows = await _read(db, page, cursor)
             yield [_event_row(r) for r in rows]
             if len(rows) < PAGE:
                 return

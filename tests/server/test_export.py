@@ -4,6 +4,7 @@ the users export against the users list read through GraphQL."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -13,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from services import export
 from tests.conftest import RunningServer
@@ -304,15 +306,33 @@ async def test_the_users_export_is_the_users_list(
         ] == listed
 
 
-async def test_a_client_that_leaves_ends_the_export(
-    api: Api, server: RunningServer, small_pages: int
+async def test_a_client_that_leaves_stops_the_export(
+    api: Api, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _seed(api)
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        async with client.stream("GET", "/export/events.csv") as response:
-            assert response.status_code == 200
-            async for _ in response.aiter_bytes():
-                break
-        # The server goes on answering after the client left mid-stream.
-        assert (await client.get("/healthz")).status_code == 200
-        assert len(await _ndjson(client, "events")) == sum(p[3] for p in PEOPLE)
+    monkeypatch.setattr(export, "PAGE", 50)
+    pad = {f"p{k}": "x" * 1000 for k in range(8)}  # ~8 KB a row: 16 MB, beyond socket buffers
+    for batch in range(8):
+        sent = [{"event": "big", "identity": f"big{batch}", "properties": pad}] * 250
+        assert (await api.track_batch(sent))["accepted"] == 250
+    statements: list[str] = []
+    engine = server.db.engine.sync_engine
+    count = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            async with client.stream("GET", "/export/events.csv") as response:
+                assert response.status_code == 200
+                async for _ in response.aiter_bytes():
+                    break
+            # Leaving stops the reading: it runs no further statement, holds no connection.
+            await asyncio.sleep(1)
+            seen = len(statements)
+            await asyncio.sleep(1)
+            assert len(statements) == seen
+            assert seen < 2000 // 50
+            assert server.db.engine.pool.checkedout() == 0
+            assert (await client.get("/healthz")).status_code == 200
+            assert len(await _ndjson(client, "events")) == 2000
+            assert len(statements) > 2000 // 50
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
