@@ -97,7 +97,7 @@ async def _primed(pages: AsyncIterator[list[Row]]) -> AsyncIterator[Row]:
     A filter naming an unknown segment, or a database that is down, then fails before the
     response has started, where it can still be an HTTP error.
     """
-    first = await anext(pages, [])
+    first: list[Row] = await anext(pages, [])
 
     async def rows() -> AsyncIterator[Row]:
         for row in first:

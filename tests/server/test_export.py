@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from graph import ids
 from services import export
 from tests.conftest import RunningServer
 from tests.server.conftest import Tenants
@@ -209,6 +210,7 @@ async def test_events_export(api: Api, http: httpx.AsyncClient, small_pages: int
         ("users", {"seen": {"from": "yesterday"}}, "filter.seen.from"),
         ("users", {"anyOf": [{"events": [{"event": {}}]}]}, "filter.anyOf[0].events[0].event"),
         ("users", {"segmentId": "nope"}, "filter.segmentId"),
+        ("users", {"segmentId": ids.encode("Segment", 987654)}, "filter.segmentId"),
         ("users", [1], "filter"),
         ("sessions", {"sources": ["TV"]}, "filter.sources[0]"),
         ("sessions", {"userId": "x1"}, "filter.userId"),
