@@ -9,8 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from graph import filters as inputs
-from graph import ids
-from services import filters
+from services import filters, ids
 from services.clock import UnreadableTime, to_micros
 from services.conditions import PropertyCondition
 from services.errors import UsertrailError

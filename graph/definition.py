@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.arguments import checked, time_range
 from graph.common import Node, UserError
 from graph.filters import PropertyOperator, StringMatchInput, TimeRange
+from services import ids
 from services.clock import to_datetime
 
 if TYPE_CHECKING:

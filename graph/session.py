@@ -10,7 +10,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.common import Location, Node, PageInfo
 from graph.definition import EventDefinition
 from graph.enums import DeviceType, EventSource, SessionOrigin
@@ -25,6 +24,7 @@ from graph.pagination import (
     last_argument,
     window,
 )
+from services import ids
 from services.clock import to_datetime
 
 if TYPE_CHECKING:

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from graph import ids
-from services import definitions, environments, segments
+from services import definitions, environments, ids, segments
 from services.clock import to_micros
 from services.filters import Compiler, UserFilter
 from services.listing import U
