@@ -16,7 +16,7 @@ back, without a restart. Any other database error is a bug and stays what it is.
 Reads are bounded in time: with `statement_timeout` (seconds; the server passes
 USERTRAIL_STATEMENT_TIMEOUT), every statement on a read connection that runs longer is
 stopped by the database (PostgreSQL's `statement_timeout`; on SQLite a progress handler,
-models/sqlite_driver.py), and `read` raises `StatementTimeout`. The connection stays usable:
+models/sqlite_connections.py), and `read` raises `StatementTimeout`. The connection stays usable:
 the read transaction is rolled back as always. Writes have no statement timeout: their work
 is bounded by the input limits, a definition's backfill reads every stored event by design,
 and a write stopped halfway would be retried by SDKs again and again.
@@ -39,7 +39,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models import sqlite_driver
+from models import sqlite_connections, sqlite_driver
+from models.fast_paths import fast_paths_from
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,16 @@ def _unavailable(error: BaseException) -> DatabaseUnavailable:
 class Database:
     """The configured database: a read engine, a write path, and dialect facts."""
 
-    def __init__(self, url: str, *, echo: bool = False, statement_timeout: float | None = None):
-        """`statement_timeout`: seconds a read statement may run (None or 0: no limit)."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        statement_timeout: float | None = None,
+        fast_paths: bool | None = None,
+    ):
+        """`statement_timeout`: seconds a read statement may run (None or 0: no limit);
+        `fast_paths`: SQLite through models/sqlite_driver.py (None: USERTRAIL_FAST_PATHS)."""
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -197,23 +206,21 @@ class Database:
             "json_serializer": _dumps,
             "json_deserializer": orjson.loads,
         }
+        self.fast_paths = fast_paths_from() if fast_paths is None else fast_paths
         if self.is_sqlite:
+            if self.fast_paths:  # one worker-thread trip per statement (models/sqlite_driver.py)
+                read_driver = {"async_creator": sqlite_driver.connector(self.url)}
+                write_driver = {"async_creator": sqlite_driver.connector(self.url)}
+            else:  # SQLAlchemy's stock aiosqlite adapter
+                read_driver = write_driver = {}
             self.engine = create_async_engine(
-                self.url,
-                pool_size=8,
-                max_overflow=8,
-                async_creator=sqlite_driver.connector(
-                    self.url, statement_timeout=self.statement_timeout
-                ),
-                **common,
+                self.url, pool_size=8, max_overflow=8, **read_driver, **common
             )
             self.write_engine = create_async_engine(
-                self.url,
-                pool_size=1,
-                max_overflow=0,
-                async_creator=sqlite_driver.connector(self.url),
-                **common,
+                self.url, pool_size=1, max_overflow=0, **write_driver, **common
             )
+            sqlite_connections.install(self.engine, statement_timeout=self.statement_timeout)
+            sqlite_connections.install(self.write_engine)
             _configure_sqlite(self.engine, begin="BEGIN")
             _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=False)
         else:

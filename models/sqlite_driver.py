@@ -32,9 +32,7 @@ thread as the statement starts, so a statement whose caller went away still stop
 
 from __future__ import annotations
 
-import math
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from functools import partial
@@ -44,13 +42,7 @@ import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 
-from models.property_values import register_sqlite
-
 ITER_CHUNK_SIZE = 64  # aiosqlite's default
-# VM steps between deadline checks: 2-3 ms of a plain scan, ~70 ms of one calling json_extract
-# per row. Each check takes the GIL from the event loop; checks 100x as often cost a long scan
-# a third more while the loop is busy.
-PROGRESS_STEPS = 100_000
 
 
 class OneTripCursor(aiosqlite.Cursor):
@@ -87,19 +79,12 @@ class OneTripCursor(aiosqlite.Cursor):
 
     async def _run(self, work: Callable[[], Any]) -> Any:
         self._rows = deque()  # a failed statement leaves no rows of the one before
-        conn = self._conn
-        timeout = getattr(conn, "statement_timeout", None)
 
         def run() -> Any:
-            # On the worker thread, so the deadline is this statement's, whoever waits for it.
-            if timeout is not None:
-                conn.deadline = time.monotonic() + timeout  # type: ignore[attr-defined]
             try:
                 return work()
             finally:  # on the worker thread: a cancelled caller's await ends before this
                 self._running = False
-                if timeout is not None:  # what runs next without a cursor (COMMIT) runs freely
-                    conn.deadline = math.inf  # type: ignore[attr-defined]
 
         self._running = True
         return await self._execute(run)
@@ -128,44 +113,23 @@ class OneTripCursor(aiosqlite.Cursor):
 class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors are `OneTripCursor`s, made without a trip."""
 
-    statement_timeout: float | None = None
-    deadline = math.inf  # monotonic time past which the running statement is interrupted
-
-    def stop_statements_after(self, seconds: float) -> None:
-        """Interrupt every statement of this connection that runs longer than `seconds`."""
-        assert self._connection is not None
-        self.statement_timeout = seconds
-        self._connection.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
-
-    def _past_deadline(self) -> bool:  # on the worker thread, every PROGRESS_STEPS steps
-        return time.monotonic() > self.deadline
-
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         if self._connection is None:  # as aiosqlite says it, which SQLAlchemy reads as a
             raise sqlite3.OperationalError("no active connection")  # lost connection
         return OneTripCursor(self, self._connection.cursor())
 
 
-def connector(
-    url: str, *, statement_timeout: float | None = None
-) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+def connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
     """An `async_creator` for `create_async_engine(url, async_creator=...)`: connections to
-    the database of `url` (opened with the arguments SQLAlchemy would give sqlite3), that
-    stop statements running longer than `statement_timeout` seconds, if given."""
+    the database of `url`, opened with the arguments SQLAlchemy would give sqlite3. The SQL
+    functions and the statement timeout come from models/sqlite_connections.py."""
     args, kwargs = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
-    open_ = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
-
-    def connect() -> sqlite3.Connection:
-        connection = open_()
-        register_sqlite(connection)  # the SQL functions property conditions compile to
-        return connection
+    connect = partial(sqlite3.connect, *args, **{**kwargs, "check_same_thread": False})
 
     async def create() -> aiosqlite.Connection:
         connection = OneTripConnection(connect, ITER_CHUNK_SIZE)
         connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
         await connection
-        if statement_timeout is not None:
-            connection.stop_statements_after(statement_timeout)
         return connection
 
     return create

@@ -1,5 +1,6 @@
 """models/sqlite_driver: a statement is one round trip to the connection's worker thread, and
-its rows read back as from any DB-API cursor."""
+its rows read back as from any DB-API cursor. With USERTRAIL_FAST_PATHS off, SQLite goes
+through SQLAlchemy's stock aiosqlite adapter, with the same SQL functions and timeout."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 
-from models.db import Database, DatabaseUnavailable
+from models.db import Database, DatabaseUnavailable, StatementTimeout
+from models.property_values import fold
 from models.sqlite_driver import OneTripConnection, connector
+
+# Counts to a billion: minutes of work, stopped by any statement timeout.
+ENDLESS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+    "SELECT count(*) FROM n"
+)
 
 
 @pytest.fixture
@@ -79,9 +88,12 @@ async def test_a_cursor_closed_while_its_statement_runs_waits_for_it(
     assert await cursor.fetchall() == [(10,)]
 
 
-async def test_a_closed_connection_is_read_as_lost_and_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["driver", "stock"])
+async def test_a_closed_connection_is_read_as_lost_and_replaced(
+    tmp_path: Path, fast_paths: bool
+) -> None:
     """As with SQLAlchemy's own adapter: the pool drops a connection closed under it."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}", fast_paths=fast_paths)
     try:
         async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
@@ -96,10 +108,15 @@ async def test_a_closed_connection_is_read_as_lost_and_replaced(tmp_path: Path) 
         await db.dispose()
 
 
-async def test_sqlalchemy_statements_make_one_trip_each(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fast_paths", "trips_per_statement"), [(True, 1), (False, 4)], ids=["driver", "stock"]
+)
+async def test_sqlalchemy_statements_make_one_trip_each(
+    tmp_path: Path, fast_paths: bool, trips_per_statement: int
+) -> None:
     """Through the engine (cursor made, executed, rows fetched, cursor closed): one call on the
     worker thread per statement, where SQLAlchemy's own adapter makes four."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}", fast_paths=fast_paths)
     try:
         async with db.read() as conn:
             await conn.execute(text("SELECT 1"))  # the transaction begins
@@ -119,6 +136,46 @@ async def test_sqlalchemy_statements_make_one_trip_each(tmp_path: Path) -> None:
             finally:
                 del raw._execute
         assert rows == [(1,), (2,)]
-        assert trips == 2
+        assert trips == 2 * trips_per_statement
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["driver", "stock"])
+async def test_both_drivers_get_the_sql_functions_and_the_statement_timeout(
+    tmp_path: Path, fast_paths: bool
+) -> None:
+    """The setting picks the driver; the SQL functions of property conditions and the read
+    statement timeout come with either, and writes stay without a timeout."""
+    db = Database(
+        f"sqlite+aiosqlite:///{tmp_path / 'either.db'}",
+        statement_timeout=0.3,
+        fast_paths=fast_paths,
+    )
+    try:
+        async with db.read() as conn:
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+            assert isinstance(adapted, AsyncAdapt_aiosqlite_connection)
+            driver = adapted.driver_connection
+            assert isinstance(driver, OneTripConnection) is fast_paths
+            folded = await conn.execute(
+                text("SELECT usertrail_fold(:value) = :folded"),
+                {"value": "ÉCOLE Straße", "folded": fold("ÉCOLE Straße")},
+            )
+            assert folded.scalar() == 1
+        with pytest.raises(StatementTimeout):
+            async with db.read() as conn:
+                await conn.execute(text(ENDLESS))
+        async with db.read() as conn:  # the connection goes on, with a fresh deadline
+            assert (await conn.execute(text("SELECT count(*) FROM sqlite_master"))).scalar() == 0
+            await asyncio.sleep(0.4)  # past the last statement's deadline: no leftover stops it
+            few = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)"
+            assert (await conn.execute(text(few + " SELECT count(*) FROM n"))).scalar() == 300000
+
+        async def write(conn):  # type: ignore[no-untyped-def]
+            slow = ENDLESS.replace("1000000000", "3000000")  # ~1 s: past the read timeout
+            return (await conn.execute(text(slow))).scalar()
+
+        assert await db.write(write) == 3000000
     finally:
         await db.dispose()
