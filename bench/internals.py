@@ -8,22 +8,23 @@ against the stock path it replaces, everything else equal:
 - response encoding (server/graphql_app.py `encode_json`): the same query answered with
   orjson or Strawberry's `json.dumps`;
 - input conversion (graph/input_conversion.py): a 500-event `trackBatch` with the input
-  classes' `from_input` plans or Strawberry's `convert_argument`;
-- SQLite driver (models/sqlite_driver.py): Heap `/api/track` and Segment `/v1/batch`
-  ingestion (events/s, 4 clients, a fresh SQLite file per run) into a `usertrail serve`
-  process with USERTRAIL_FAST_PATHS=1 or 0, runs on and off interleaved (those routes take
-  no other fast path).
+  classes' `from_input` plans or Strawberry's `convert_argument`.
 
 Measured here (commit ead9ea6, December 2026, issue 18) and found not to pay:
 graph/variables.py, removed (variables coerced along a plan: 0.97× wall, 0.98× CPU on the
-500-event trackBatch; the ~10 ms of coercion it saves are lost in the request).
+500-event trackBatch; the ~10 ms of coercion it saves are lost in the request), and
+models/sqlite_driver.py, removed (one worker-thread trip per statement instead of the stock
+aiosqlite adapter's four; commit 3323610 of branch `driver` measured it here on Heap
+`/api/track` and Segment `/v1/batch` ingestion, a `usertrail serve` per run, 5 strictly
+interleaved rounds: 4,295 against 5,895 and 2,601 against 3,043 events/s, medians with and
+without; see models/sqlite_connections.py).
 
 The in-process workloads go through the whole app (httpx ASGITransport, real SQLite file),
 on and off alternating request by request so that a slow spell of a shared machine falls on
 both. Each figure is the median wall time and the median CPU time of the process (threads
 included) per request; `ratio` is off / on, so 1.10 means the fast path saves 10 %.
 
-    python -m bench.internals            # ~3 minutes; also part of `make bench`
+    python -m bench.internals            # ~1 minute; also part of `make bench`
     python -m bench.internals --quick    # small and fast
 """
 
@@ -35,7 +36,6 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,7 +47,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from bench import ingestion
 from bench.databases import Databases
 from bench.queries import NESTED, post
-from bench.server import ServerProcess
 from graph import input_conversion
 from graph.execution import FastExecutor
 from models.db import Database
@@ -58,8 +57,6 @@ from services import demo, environments
 # Keep a fast path when it saves at least this much on its workload (off / on).
 PAYS = 1.10
 USERS = 300  # demo people the nested query reads (first 50, 5 sessions, 10 events each)
-DRIVER_ROUTES = tuple(route for route in ingestion.ROUTES if route.path != "/graphql")
-DRIVER_EVENTS = 10_000  # per ingestion run
 Toggle = Callable[[bool], None]
 Request = Callable[[], Awaitable[None]]
 
@@ -157,73 +154,6 @@ async def in_process(url: str, *, rounds: int, batch: int, say: Callable[[str], 
     return results
 
 
-class SwitchedServer(ServerProcess):
-    """`usertrail serve` with USERTRAIL_FAST_PATHS set as asked."""
-
-    def __init__(self, database_url: str, log_path: Path, *, fast_paths: bool):
-        super().__init__(database_url, log_path)
-        self.fast_paths = fast_paths
-
-    def environment(self) -> dict[str, str]:
-        return {**super().environment(), "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0"}
-
-
-async def _ingestion_rate(
-    route: ingestion.Route, url: str, log: Path, bodies: list[bytes], *, fast_paths: bool
-) -> float:
-    """Events/s `route` stores from `bodies`, sent by ingestion.CONCURRENCY clients."""
-    async with SwitchedServer(url, log, fast_paths=fast_paths) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
-            queue = list(reversed(bodies))
-            headers = {"content-type": "application/json", **route.headers}
-            accepted = 0
-
-            async def worker() -> None:
-                nonlocal accepted
-                while queue:
-                    answer = await client.post(route.path, content=queue.pop(), headers=headers)
-                    answer.raise_for_status()
-                    accepted += route.accepted(answer.json())
-
-            await client.post(route.path, content=queue.pop(), headers=headers)  # warm-up
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(ingestion.CONCURRENCY)))
-            return accepted / (time.perf_counter() - started)
-
-
-async def sqlite_driver(
-    databases: Databases, *, events: int, rounds: int, say: Callable[[str], None]
-) -> dict[str, Any]:
-    """Heap and Segment ingestion events/s, driver on and off strictly in turn (the order
-    flips every round), a fresh SQLite file and server per run."""
-    items = ingestion.demo_events(events + ingestion.BATCH_SIZE, seed=77)
-    rates = {(route.path, on): [] for route in DRIVER_ROUTES for on in (True, False)}
-    for number in range(rounds):
-        for route in DRIVER_ROUTES:
-            for on in (True, False) if number % 2 == 0 else (False, True):
-                label = f"driver{'on' if on else 'off'}{route.path.replace('/', '_')}{number}"
-                url = await databases.sqlite(label)
-                bodies = ingestion.request_bodies(route, items, ingestion.BATCH_SIZE, label)
-                say(f"internals: {route.name}, SQLite driver {'on' if on else 'off'}")
-                log = databases.directory / f"server-{label}.log"
-                rate = await _ingestion_rate(route, url, log, bodies, fast_paths=on)
-                rates[route.path, on].append(rate)
-    figures: dict[str, Any] = {"rounds": rounds, "events": events}
-    for route in DRIVER_ROUTES:
-        figure: dict[str, Any] = {"name": route.name}
-        for on, name in ((True, "on"), (False, "off")):
-            runs = rates[route.path, on]
-            figure[name] = {
-                "events_per_second": round(statistics.median(runs), 1),
-                "runs": [round(rate) for rate in runs],
-            }
-        figure["ratio"] = _ratio(
-            figure["on"]["events_per_second"], figure["off"]["events_per_second"]
-        )
-        figures[route.path] = figure
-    return figures
-
-
 async def run(
     databases: Databases,
     *,
@@ -231,21 +161,12 @@ async def run(
     rounds: int,
     batch: int,
     say: Callable[[str], None],
-    driver_rounds: int | None = None,
-    driver_events: int = DRIVER_EVENTS,
 ) -> dict[str, Any]:
-    """Every fast path's figure; results keyed by fast path. `driver_rounds` (None: 3, or 1
-    when `rounds` is below 10) ingestion runs each way for the SQLite driver; 0 skips it."""
+    """Every fast path's figure; results keyed by fast path."""
     url = await databases.sqlite("internals")
     say(f"internals: demo population of {users:,} people for the nested query")
     await _load(url, users)
     results = await in_process(url, rounds=rounds, batch=batch, say=say)
-    if driver_rounds is None:
-        driver_rounds = 3 if rounds >= 10 else 1
-    if driver_rounds > 0:
-        results["sqlite_driver"] = await sqlite_driver(
-            databases, events=driver_events, rounds=driver_rounds, say=say
-        )
     results["pays_at"] = PAYS
     return results
 
@@ -280,20 +201,6 @@ def add_rows(table: Table, results: dict[str, Any]) -> None:
             f"(n={figure['rounds']})",
             wanted,
         )
-    driver = figures.get("sqlite_driver") or {}
-    for route in DRIVER_ROUTES:
-        figure = driver.get(route.path)
-        if figure is None:
-            continue
-        on_runs, off_runs = figure["on"]["runs"], figure["off"]["runs"]
-        table.add_row(
-            f"  SQLite driver: {route.name} events/s",
-            f"{figure['on']['events_per_second']:,.0f} → {figure['off']['events_per_second']:,.0f}",
-            "—",
-            f"on/off: {figure['ratio']:.2f}× (median of {driver['rounds']} interleaved runs each; "
-            f"on {min(on_runs):,}-{max(on_runs):,}, off {min(off_runs):,}-{max(off_runs):,})",
-            f"kept when on/off ≥ {figures.get('pays_at', PAYS):.2f}",
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,12 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.internals", description=__doc__)
     parser.add_argument("--users", type=int, default=USERS, help=f"demo people ({USERS})")
     parser.add_argument("--rounds", type=int, default=15, help="requests each way (15)")
-    parser.add_argument("--driver-events", type=int, default=DRIVER_EVENTS, help="per run")
-    parser.add_argument("--driver-rounds", type=int, help="ingestion runs each way (3; 0 skips)")
-    parser.add_argument("--quick", action="store_true", help="60 people, 5 rounds, 1 run")
+    parser.add_argument("--quick", action="store_true", help="60 people, 5 rounds")
     args = parser.parse_args(argv)
     if args.quick:
-        args.users, args.rounds, args.driver_events = 60, 5, 2000
+        args.users, args.rounds = 60, 5
     console = Console(stderr=True)
     started = time.perf_counter()
 
@@ -322,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
                 rounds=args.rounds,
                 batch=ingestion.BATCH_SIZE,
                 say=say,
-                driver_rounds=args.driver_rounds,
-                driver_events=args.driver_events,
             )
         finally:
             await databases.close()

@@ -39,8 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models import sqlite_connections, sqlite_driver
-from models.fast_paths import fast_paths_from
+from models import sqlite_connections
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +185,8 @@ def _unavailable(error: BaseException) -> DatabaseUnavailable:
 class Database:
     """The configured database: a read engine, a write path, and dialect facts."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        echo: bool = False,
-        statement_timeout: float | None = None,
-        fast_paths: bool | None = None,
-    ):
-        """`statement_timeout`: seconds a read statement may run (None or 0: no limit);
-        `fast_paths`: SQLite through models/sqlite_driver.py (None: USERTRAIL_FAST_PATHS)."""
+    def __init__(self, url: str, *, echo: bool = False, statement_timeout: float | None = None):
+        """`statement_timeout`: seconds a read statement may run (None or 0: no limit)."""
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -206,19 +197,9 @@ class Database:
             "json_serializer": _dumps,
             "json_deserializer": orjson.loads,
         }
-        self.fast_paths = fast_paths_from() if fast_paths is None else fast_paths
-        if self.is_sqlite:
-            if self.fast_paths:  # one worker-thread trip per statement (models/sqlite_driver.py)
-                read_driver = {"async_creator": sqlite_driver.connector(self.url)}
-                write_driver = {"async_creator": sqlite_driver.connector(self.url)}
-            else:  # SQLAlchemy's stock aiosqlite adapter
-                read_driver = write_driver = {}
-            self.engine = create_async_engine(
-                self.url, pool_size=8, max_overflow=8, **read_driver, **common
-            )
-            self.write_engine = create_async_engine(
-                self.url, pool_size=1, max_overflow=0, **write_driver, **common
-            )
+        if self.is_sqlite:  # SQLAlchemy's aiosqlite adapter (no own driver: see sqlite_connections)
+            self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
+            self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
             sqlite_connections.install(self.engine, statement_timeout=self.statement_timeout)
             sqlite_connections.install(self.write_engine)
             _configure_sqlite(self.engine, begin="BEGIN")

@@ -1,9 +1,19 @@
-"""What every SQLite connection gets, whichever driver made it: the SQL functions of
-property conditions and, on read connections, the statement timeout.
+"""What every SQLite connection gets: the SQL functions of property conditions and, on read
+connections, the statement timeout.
 
-Installed by an engine "connect" listener through the aiosqlite connection's public
-coroutines (`create_function`, `set_progress_handler`), which run on its worker thread, so
-it works the same for SQLAlchemy's stock aiosqlite adapter and for models/sqlite_driver.py.
+Installed by an engine "connect" listener through SQLAlchemy's public `run_async` and the
+aiosqlite connection's public coroutines (`create_function`, `set_progress_handler`), which
+run on its worker thread: no private field of aiosqlite or SQLAlchemy (SQLAlchemy 2.1.9,
+aiosqlite 0.22.1 here).
+
+This replaced models/sqlite_driver.py (issue 18), an aiosqlite Connection/Cursor subclass
+making one worker-thread trip per statement instead of the stock adapter's four, plugged in
+with `async_creator`. Measured against the stock adapter with bench/internals.py (commit
+3323610 of branch `driver`, December 2026; 10,000 events per run, 4 clients, a fresh SQLite
+file and `usertrail serve` per run, on and off strictly interleaved, 5 rounds, a loaded
+2-core machine), it did not pay: Heap `/api/track` 4,295 events/s with it against 5,895
+without (runs 3,600-6,168 against 4,859-9,661; stock faster in 5 of 5 rounds), Segment
+`/v1/batch` 2,601 against 3,043 (1,388-4,978 against 1,837-5,797; stock faster in 4 of 5).
 
 Statement timeout: SQLite calls a progress handler every PROGRESS_STEPS virtual-machine
 steps on the worker thread; it stops the statement (SQLite answers "interrupted") once the

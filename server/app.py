@@ -117,11 +117,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(
-            settings.database_url,
-            statement_timeout=settings.statement_timeout,
-            fast_paths=settings.fast_paths,
-        )
+        db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
         app.state.usertrail = AppState(settings, db)
         autocapture.warm_up()
         _tune_garbage_collector()

@@ -5,12 +5,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from models.fast_paths import FALSE_WORDS, fast_paths_from
-
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///usertrail.db"
+FALSE_WORDS = ("0", "false", "no", "off")
 DEFAULT_STATEMENT_TIMEOUT = 10.0
+
+
+def fast_paths_from(environ: Mapping[str, str] | None = None) -> bool:
+    """USERTRAIL_FAST_PATHS: on unless it is one of FALSE_WORDS."""
+    env = os.environ if environ is None else environ
+    return env.get("USERTRAIL_FAST_PATHS", "1").strip().lower() not in FALSE_WORDS
 
 
 @dataclass(frozen=True, slots=True)
