@@ -27,6 +27,7 @@ from rich.console import Console
 
 from bench import bench_definitions, ingestion, internals, peer, queries, request_latency
 from bench import dataset as datasets
+from bench import export as exports
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
 from bench.report import build_table, citus_table
 from bench.server import ServerProcess
@@ -152,6 +153,7 @@ class Run:
             "segment_ratio_p50": {},
             "definitions": {},
             "internals": {},
+            "export": {},
         }
 
     def say(self, message: str) -> None:
@@ -324,6 +326,14 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
             results["segment_ratio_p50"][dialect] = round(saved / inline, 3)
 
         await bench.stage(f"queries on {dialect}", measure)
+    for dialect, url in urls.items():
+
+        async def export(dialect: str = dialect, url: str = url) -> None:
+            bench.say(f"export of every user on {dialect}")
+            log = databases.directory / f"server-{dialect}-export.log"
+            results["export"][dialect] = await exports.measure(url, log)
+
+        await bench.stage(f"export on {dialect}", export)
     if args.no_peer:
         results["peer"]["postgraphile"] = {"skipped": "--no-peer"}
     elif "postgresql" not in urls:

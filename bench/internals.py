@@ -13,9 +13,11 @@ against the stock path it replaces, everything else equal:
 Measured here (commit ead9ea6, December 2026, issue 18) and found not to pay:
 graph/variables.py, removed (variables coerced along a plan: 0.97× wall, 0.98× CPU on the
 500-event trackBatch; the ~10 ms of coercion it saves are lost in the request), and
-models/sqlite_driver.py (one worker-thread trip per statement: Segment `/v1/batch` 2,292
-events/s with it, 4,232 with SQLAlchemy's own adapter, median of 3 runs each, 4 clients),
-kept without a switch because other features are installed through it (see its header).
+models/sqlite_driver.py, removed (one worker-thread trip per statement instead of the stock
+aiosqlite adapter's four; commit 3323610 of branch `driver` measured it here on Heap
+`/api/track` and Segment `/v1/batch` ingestion, a `usertrail serve` per run, 5 strictly
+interleaved rounds: 4,295 against 5,895 and 2,601 against 3,043 events/s, medians with and
+without; see models/sqlite_connections.py).
 
 The in-process workloads go through the whole app (httpx ASGITransport, real SQLite file),
 on and off alternating request by request so that a slow spell of a shared machine falls on

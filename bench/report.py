@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench import internals, request_latency
+from bench import export, internals, request_latency
 
 DIALECTS = ("sqlite", "postgresql")
 ROUTES = {
@@ -222,6 +222,8 @@ def build_table(results: dict[str, Any]) -> Table:
     _definition_rows(table, results)
     table.add_section()
     internals.add_rows(table, results)
+    table.add_section()
+    export.add_rows(table, results)
     return table
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 
 from graph import filters as inputs
-from graph import ids
-from services import filters
+from services import filters, ids
 from services.clock import UnreadableTime, to_micros
 from services.conditions import PropertyCondition
 from services.errors import UsertrailError
 from services.limits import unreadable_time
+from services.matching import StringMatch
+from services.session_shape import Bounds, SessionShape
 
 T = TypeVar("T")
 
@@ -115,6 +116,7 @@ def session_filter(value: inputs.SessionFilter | None) -> filters.SessionFilter:
         user_properties=conditions(value.user_properties),
         sources=tuple(s.value for s in value.sources or []),
         include_server_only=bool(value.include_server_only),
+        shape=session_shape(value),
     )
 
 
@@ -125,4 +127,22 @@ def user_session_filter(value: inputs.UserSessionFilter | None) -> filters.UserS
         time=time_range(value.time, "filter.time"),
         event=event_match(value.event, "filter.event"),
         sources=tuple(s.value for s in value.sources or []),
+        shape=session_shape(value),
+    )
+
+
+def session_shape(value: inputs.SessionFilter | inputs.UserSessionFilter) -> SessionShape:
+    """The conditions on a session's entry/exit page, duration and page views."""
+
+    def match(given: Any) -> StringMatch | None:
+        return None if given is None else StringMatch(given.op.value, given.value)
+
+    def bounds(given: inputs.IntRange | None) -> Bounds | None:
+        return None if given is None else Bounds(given.at_least, given.at_most)
+
+    return SessionShape(
+        entry_page=match(value.entry_page),
+        exit_page=match(value.exit_page),
+        duration=bounds(value.duration),
+        pageviews=bounds(value.pageviews),
     )

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.arguments import checked, time_range
 from graph.common import Node, UserError
-from graph.filters import PropertyOperator, TimeRange
+from graph.filters import PropertyOperator, StringMatchInput, TimeRange
+from services import ids
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
@@ -113,12 +113,6 @@ class PropertyConditionInput:
     property: str = strawberry.field(description="Property name.")
     op: PropertyOperator = strawberry.field(description="Operator.")
     value: JSON | None = strawberry.field(default=None, description="Value to compare with.")
-
-
-@strawberry.input(description="A condition on one text property.")
-class StringMatchInput:
-    op: PropertyOperator = strawberry.field(description="Operator.")
-    value: str | None = strawberry.field(default=None, description="Text to compare with.")
 
 
 @strawberry.input(description="One alternative of a definition.")

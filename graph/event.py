@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.common import Node, PageInfo
 from graph.definition import EventDefinition
 from graph.enums import EventSource
+from services import ids
 from services.clock import to_datetime
 
 if TYPE_CHECKING:

@@ -136,6 +136,18 @@ class UserFilter:
     )
 
 
+@strawberry.input(description="An inclusive range of whole numbers: atLeast and/or atMost.")
+class IntRange:
+    at_least: int | None = strawberry.field(default=None, description="Lowest value (>= 0).")
+    at_most: int | None = strawberry.field(default=None, description="Highest value (>= 0).")
+
+
+@strawberry.input(description="A condition on one text property.")
+class StringMatchInput:
+    op: PropertyOperator = strawberry.field(description="Operator.")
+    value: str | None = strawberry.field(default=None, description="Text to compare with.")
+
+
 @strawberry.input(
     description="The Sessions page filter. Filtering by an event or by user "
     "properties lists only client-originated sessions; filtering by one user "
@@ -157,6 +169,20 @@ class SessionFilter:
     include_server_only: bool | None = strawberry.field(
         default=False, description="Also list server-only sessions."
     )
+    entry_page: StringMatchInput | None = strawberry.field(
+        default=None,
+        description="Condition on Session.entryPage (null for server-only sessions, so only "
+        "NOT_ and IS_NOT_SET operators match those).",
+    )
+    exit_page: StringMatchInput | None = strawberry.field(
+        default=None, description="Condition on Session.exitPage."
+    )
+    duration: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.durationSeconds, in seconds."
+    )
+    pageviews: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.pageviewCount."
+    )
 
 
 @strawberry.input(description="Narrowing of one user's sessions.")
@@ -167,4 +193,18 @@ class UserSessionFilter:
     )
     sources: list[EventSource] | None = strawberry.field(
         default=None, description="Session sources."
+    )
+    entry_page: StringMatchInput | None = strawberry.field(
+        default=None,
+        description="Condition on Session.entryPage (null for server-only sessions, so only "
+        "NOT_ and IS_NOT_SET operators match those).",
+    )
+    exit_page: StringMatchInput | None = strawberry.field(
+        default=None, description="Condition on Session.exitPage."
+    )
+    duration: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.durationSeconds, in seconds."
+    )
+    pageviews: IntRange | None = strawberry.field(
+        default=None, description="Range of Session.pageviewCount."
     )

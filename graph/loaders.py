@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session, User
 from models.db import Database
-from services import definitions, listing, rage_clicks, reading
+from services import definitions, listing, rage_clicks, reading, session_neighbours
 from services.clock import now_us
 from services.filters import Compiler, EventMatch, UserSessionFilter
 from services.identity import UserKey, find_users
@@ -85,6 +85,7 @@ class Loaders:
     rage_click = LoaderOf("_rage_clicks")
     session_has_rage_click = LoaderOf("_sessions_with_rage_clicks")
     event_type_counts = LoaderOf("_event_type_counts")
+    session_neighbours = LoaderOf("_session_neighbours")
 
     def __init__(self, db: Database, environment_id: int, at_us: int | None = None):
         self.db = db
@@ -180,6 +181,10 @@ class Loaders:
     async def _sessions(self, keys: list[tuple[int, int]]) -> list[Any]:
         found = await self._read(reading.sessions_by_id, keys=keys)
         return [found.get(k) for k in keys]
+
+    async def _session_neighbours(self, keys: list[tuple[int, int]]) -> list[tuple[Any, Any]]:
+        found = await self._read(session_neighbours.neighbours, keys=keys)
+        return [found.get(k, (None, None)) for k in keys]
 
     async def _events(self, keys: list[tuple[int, int]]) -> list[Any]:
         found = await self._read(reading.events_by_id, keys=keys)

@@ -10,8 +10,8 @@ from typing import Any, Generic, TypeVar, cast
 import strawberry
 from graphql import GraphQLError
 
-from graph import ids
 from graph.common import PageInfo
+from services import ids
 
 T = TypeVar("T")
 

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.common import Node, UserError
 from graph.filters import UserFilter
 from graph.named_segments import filter_compiler, request_budget, segment_filters
-from services import filters, listing
+from services import filters, ids, listing
 from services.clock import to_datetime
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.common import Location, Node, PageInfo
 from graph.definition import EventDefinition
 from graph.enums import DeviceType, EventSource, SessionOrigin
@@ -25,6 +24,7 @@ from graph.pagination import (
     last_argument,
     window,
 )
+from services import ids
 from services.clock import to_datetime
 
 if TYPE_CHECKING:
@@ -114,6 +114,19 @@ class Session(Node):
         description="True for web sessions with recorded replay data."
     )
     event_count: int = strawberry.field(description="Number of events in the session.")
+    entry_page: str | None = strawberry.field(
+        description="Path of the session's first page view (a web pageview's path, a mobile "
+        "screenview's screen name), else of its first client event that has a page; null for "
+        "server-only sessions and sessions without a page."
+    )
+    exit_page: str | None = strawberry.field(
+        description="Path of the session's last page view, else of its last client event that "
+        "has a page; null for server-only sessions and sessions without a page."
+    )
+    pageview_count: int = strawberry.field(
+        description="Number of page views in the session: web pageviews and mobile "
+        "screenviews; 0 for server-only sessions."
+    )
 
     @classmethod
     def from_row(cls, row: Any, *, highlight: Any = None) -> Session:
@@ -129,6 +142,9 @@ class Session(Node):
             utm=row.utm or {},
             replay_available=row.replay_available,
             event_count=row.event_count,
+            entry_page=row.entry_page,
+            exit_page=row.exit_page,
+            pageview_count=row.pageview_count,
         )
 
     @strawberry.field(
@@ -170,6 +186,26 @@ class Session(Node):
     async def has_rage_click(self, info: strawberry.Info[Context]) -> bool:
         key = (self.row.user_id, self.row.id)
         return bool(await info.context.loaders.session_has_rage_click.load(key))
+
+    @strawberry.field(
+        description="The same user's session just before this one, in the order of the user's "
+        "sessions (start time, then id); null for the user's first session."
+    )
+    async def previous_session(self, info: strawberry.Info[Context]) -> Session | None:
+        previous, _ = await info.context.loaders.session_neighbours.load(
+            (self.row.user_id, self.row.id)
+        )
+        return Session.from_row(previous, highlight=self.highlight) if previous else None
+
+    @strawberry.field(
+        description="The same user's session just after this one, in the order of the user's "
+        "sessions (start time, then id); null for the user's latest session."
+    )
+    async def next_session(self, info: strawberry.Info[Context]) -> Session | None:
+        _, following = await info.context.loaders.session_neighbours.load(
+            (self.row.user_id, self.row.id)
+        )
+        return Session.from_row(following, highlight=self.highlight) if following else None
 
     @strawberry.field(description="The user the session belongs to.")
     async def user(self, info: strawberry.Info[Context]) -> UserType:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from graph import ids
 from graph.arguments import checked, event_match, user_session_filter
 from graph.common import Location, Node, PageInfo
 from graph.pagination import cut, deferred, first_argument, given, last_argument, window
 from graph.session import Session, SessionConnection, SessionEdge, wanted_events
+from services import ids
 from services.clock import to_datetime
 from services.users import all_properties, display_name
 

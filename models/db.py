@@ -16,7 +16,7 @@ back, without a restart. Any other database error is a bug and stays what it is.
 Reads are bounded in time: with `statement_timeout` (seconds; the server passes
 USERTRAIL_STATEMENT_TIMEOUT), every statement on a read connection that runs longer is
 stopped by the database (PostgreSQL's `statement_timeout`; on SQLite a progress handler,
-models/sqlite_driver.py), and `read` raises `StatementTimeout`. The connection stays usable:
+models/sqlite_connections.py), and `read` raises `StatementTimeout`. The connection stays usable:
 the read transaction is rolled back as always. Writes have no statement timeout: their work
 is bounded by the input limits, a definition's backfill reads every stored event by design,
 and a write stopped halfway would be retried by SDKs again and again.
@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models import sqlite_driver
+from models import sqlite_connections
 
 log = logging.getLogger(__name__)
 
@@ -197,23 +197,11 @@ class Database:
             "json_serializer": _dumps,
             "json_deserializer": orjson.loads,
         }
-        if self.is_sqlite:
-            self.engine = create_async_engine(
-                self.url,
-                pool_size=8,
-                max_overflow=8,
-                async_creator=sqlite_driver.connector(
-                    self.url, statement_timeout=self.statement_timeout
-                ),
-                **common,
-            )
-            self.write_engine = create_async_engine(
-                self.url,
-                pool_size=1,
-                max_overflow=0,
-                async_creator=sqlite_driver.connector(self.url),
-                **common,
-            )
+        if self.is_sqlite:  # SQLAlchemy's aiosqlite adapter (no own driver: see sqlite_connections)
+            self.engine = create_async_engine(self.url, pool_size=8, max_overflow=8, **common)
+            self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0, **common)
+            sqlite_connections.install(self.engine, statement_timeout=self.statement_timeout)
+            sqlite_connections.install(self.write_engine)
             _configure_sqlite(self.engine, begin="BEGIN")
             _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=False)
         else:

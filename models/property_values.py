@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -107,10 +108,17 @@ def _json_member(document: str | None, name: str | None) -> str | None:
     return orjson.dumps(found[name]).decode()
 
 
+# The SQL functions property conditions compile to: name, argument count, function.
+SQLITE_FUNCTIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
+    ("usertrail_text", 1, _json_text),
+    ("usertrail_compare", 2, _json_compare),
+    ("usertrail_number", 1, _json_number_text),
+    ("usertrail_fold", 1, _fold),
+    ("usertrail_member", 2, _json_member),
+)
+
+
 def register_sqlite(connection: sqlite3.Connection) -> None:
     """Make these rules SQL functions of a new SQLite connection."""
-    connection.create_function("usertrail_text", 1, _json_text, deterministic=True)
-    connection.create_function("usertrail_compare", 2, _json_compare, deterministic=True)
-    connection.create_function("usertrail_number", 1, _json_number_text, deterministic=True)
-    connection.create_function("usertrail_fold", 1, _fold, deterministic=True)
-    connection.create_function("usertrail_member", 2, _json_member, deterministic=True)
+    for name, arguments, function in SQLITE_FUNCTIONS:
+        connection.create_function(name, arguments, function, deterministic=True)

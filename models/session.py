@@ -37,6 +37,12 @@ class Session(Base):
     referrer: Mapped[str | None] = mapped_column(String(4096))
     utm: Mapped[dict[str, Any]] = mapped_column(default=dict)
     replay_available: Mapped[bool] = mapped_column(default=False)
+    # Pages of the first and last page view (else client event with a page) and the number of
+    # page views (services.sessionize); null/0 for server-only sessions. Stored so that
+    # filters on them are plain column conditions.
+    entry_page: Mapped[str | None] = mapped_column(String(4096))
+    exit_page: Mapped[str | None] = mapped_column(String(4096))
+    pageview_count: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_sessions_env_user_start", "environment_id", "user_id", "start_us"),

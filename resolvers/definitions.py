@@ -6,12 +6,11 @@ from typing import Any
 
 import strawberry
 
-from graph import ids
 from graph.common import UserError
 from graph.context import Context
 from graph.definition import DefineEventInput, EventDefinition, EventDefinitionPayload
 from graph.payloads import DeletePayload
-from services import definitions
+from services import definitions, ids
 from services.conditions import PropertyCondition
 from services.errors import NotFound, UsertrailError
 from services.matching import Criterion, StringMatch

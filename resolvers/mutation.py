@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from graph import ids
 from graph.common import UserError
 from graph.context import Context
 from graph.enums import EventSource
@@ -14,7 +13,7 @@ from graph.event import Event
 from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
 from graph.payloads import DeletePayload, IdentifyPayload, TrackPayload, UserPropertiesPayload
 from graph.user import User
-from services import ingest
+from services import ids, ingest
 from services import users as user_service
 from services.errors import Problem, UsertrailError
 

@@ -13,7 +13,6 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
-from graph import ids
 from graph.common import Node
 from graph.context import Context
 from graph.definition import EventDefinition
@@ -21,7 +20,7 @@ from graph.event import Event
 from graph.segment import Segment
 from graph.session import Session
 from graph.user import User
-from services import limits, segments
+from services import ids, limits, segments
 from services.errors import UsertrailError
 from services.identity import UserKey
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
 from models.db import Database
-from server import heap_api, metrics, request_ids, segment_api
+from server import export, heap_api, metrics, request_ids, segment_api
 from server.assets import Assets
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
@@ -151,6 +151,7 @@ def create_app(settings: Settings) -> Starlette:
         *metrics.routes,
         *heap_api.routes,
         *segment_api.routes,
+        *export.routes,
     ]
     middleware = [
         Middleware(SecurityHeaders),

@@ -10,7 +10,7 @@ IN values, segment nesting; services/filter_size.py) is checked before it compil
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true, tuple_
@@ -23,6 +23,7 @@ from services.conditions import PropertyCondition
 from services.errors import InvalidInput
 from services.filter_size import FilterSize, expanded_size, within_limits
 from services.limits import MAX_ANY_OF_DEPTH
+from services.session_shape import SessionShape
 
 U = User.__table__
 S = Session.__table__
@@ -158,6 +159,7 @@ class SessionFilter:
     user_properties: tuple[PropertyCondition, ...] = ()
     sources: tuple[str, ...] = ()
     include_server_only: bool = False
+    shape: SessionShape = SessionShape()
 
     def size(self) -> FilterSize:
         """Its property conditions, and its event condition if any (see filter_size)."""
@@ -179,7 +181,7 @@ class SessionFilter:
             )
         for index, condition in enumerate(self.user_properties):
             condition.checked(f"{field}.userProperties[{index}]")
-        return self
+        return replace(self, shape=self.shape.checked(field))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +191,14 @@ class UserSessionFilter:
     time: TimeRange | None = None
     event: EventMatch | None = None
     sources: tuple[str, ...] = ()
+    shape: SessionShape = SessionShape()
 
     def checked(self, field: str = "filter") -> UserSessionFilter:
         if self.time is not None:
             self.time.checked(f"{field}.time")
         if self.event is not None:
             self.event.checked(f"{field}.event")
-        return self
+        return replace(self, shape=self.shape.checked(field))
 
 
 # A hook for event matches by definition: returns the condition "event row is matched by
@@ -420,6 +423,7 @@ class Compiler:
                     *[self.user_property(c) for c in session_filter.user_properties],
                 )
             )
+        conditions += session_filter.shape.conditions(self.dialect)
         narrowed = session_filter.event is not None or bool(session_filter.user_properties)
         if narrowed and user_id is None and not session_filter.include_server_only:
             conditions.append(S.c.origin == "CLIENT")
@@ -434,6 +438,7 @@ class Compiler:
             conditions.append(S.c.source.in_(session_filter.sources))
         if session_filter.event is not None:
             conditions.append(self.session_has(session_filter.event))
+        conditions += session_filter.shape.conditions(self.dialect)
         return conditions
 
     def _alias(self, prefix: str) -> str:

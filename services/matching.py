@@ -165,6 +165,8 @@ def _criterion(criterion: Criterion, field: str) -> Criterion:
 
 
 def _string_match(match: StringMatch | None, field: str) -> StringMatch | None:
+    """The clean match (operator of STRING_MATCH_OPERATORS, a string value unless IS_(NOT_)SET),
+    or InvalidInput naming `field`'s part."""
     if match is None:
         return None
     op = operator_name(match.op, f"{field}.op", STRING_MATCH_OPERATORS)
@@ -181,6 +183,9 @@ def _string_match(match: StringMatch | None, field: str) -> StringMatch | None:
             code="INVALID_VALUE",
         )
     return StringMatch(op, match.value)
+
+
+checked_string_match = _string_match  # also the session filters' entry and exit pages
 
 
 # ---------------------------------------------------------------- matching

@@ -20,8 +20,14 @@ from services import definitions, rage_clicks
 from services import identity as identities
 from services.identity import Merge
 from services.initial_properties import refresh_initial_properties
-from services.sessionize import TimelineEvent
-from services.sessionizer import Incoming, Resequenced, resequence
+from services.sessionize import TimelineEvent, event_page, is_page_view
+from services.sessionizer import (
+    Incoming,
+    Resequenced,
+    resequence,
+    timeline_columns,
+    timeline_event,
+)
 from services.traits import TraitSource, traits_of_row
 
 E = Event.__table__
@@ -99,9 +105,9 @@ class Sessions(Projection):
             if row["origin"] == "CLIENT"
         }
         moved = [
-            _timeline_event(r._mapping)
+            timeline_event(r)
             for r in await conn.execute(
-                select(E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay).where(
+                select(*timeline_columns(conn.dialect.name)).where(
                     E.c.environment_id == env, E.c.user_id == source
                 )
             )
@@ -137,8 +143,16 @@ class Sessions(Projection):
 
 
 def _timeline_event(row: Any) -> TimelineEvent:
+    """A new event's row as sessionization sees it (its page from its `path`/`name`)."""
+    properties = row["properties"]
     return TimelineEvent(
-        row["id"], row["time_us"], row["source"], row["client_session_id"], row["replay"]
+        row["id"],
+        row["time_us"],
+        row["source"],
+        row["client_session_id"],
+        row["replay"],
+        event_page(row["type"], row["source"], properties.get("path"), properties.get("name")),
+        is_page_view(row["type"], row["source"]),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.clock import MINUTE_US
 
@@ -26,6 +27,8 @@ class TimelineEvent:
     source: str
     client_session_id: str | None = None
     replay: bool = False
+    page: str | None = None  # see `event_page`
+    page_view: bool = False  # a client pageview or screenview
 
     @property
     def order(self) -> tuple[int, int]:
@@ -70,8 +73,55 @@ class PlannedSession:
         return self.source == "WEB" and any(e.replay for e in self.events if e.source == "WEB")
 
     @property
+    def pageview_count(self) -> int:
+        """Client pageviews and screenviews in the session."""
+        return sum(e.page_view for e in self.events)
+
+    @property
+    def entry_page(self) -> str | None:
+        """Page of the first page view, else of the first client event that has one."""
+        return _first_page(self.events)
+
+    @property
+    def exit_page(self) -> str | None:
+        """Page of the last page view, else of the last client event that has one."""
+        return _first_page(self.events[::-1])
+
+    @property
     def event_ids(self) -> frozenset[int]:
         return frozenset(e.id for e in self.events)
+
+
+PAGE_VIEWS = ("pageview", "screenview")
+MAX_PAGE = 4096  # the sessions' entry/exit page columns hold at most this many characters
+
+
+def event_page(kind: str, source: str, path: Any, name: Any) -> str | None:
+    """The page of a client event: its `path` property, or a screenview's screen `name`."""
+    if source == "SERVER":
+        return None
+    if isinstance(path, str) and path:
+        return path[:MAX_PAGE]
+    if kind == "screenview" and isinstance(name, str) and name:
+        return name[:MAX_PAGE]
+    return None
+
+
+def is_page_view(kind: str, source: str) -> bool:
+    """Whether an event counts as a page view: a client pageview or screenview."""
+    return source != "SERVER" and kind in PAGE_VIEWS
+
+
+def _first_page(events: Iterable[TimelineEvent]) -> str | None:
+    fallback = None
+    for event in events:
+        if event.page is None:
+            continue
+        if event.page_view:
+            return event.page
+        if fallback is None:
+            fallback = event.page
+    return fallback
 
 
 def sessionize(events: Iterable[TimelineEvent]) -> list[PlannedSession]:

@@ -20,12 +20,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
 from services.clock import row_ids
-from services.sessionize import PlannedSession, TimelineEvent, sessionize
+from services.condition_sql import json_operand
+from services.sessionize import (
+    PlannedSession,
+    TimelineEvent,
+    event_page,
+    is_page_view,
+    sessionize,
+)
 from services.sql import chunks, insert_rows, keys_in
 from services.traits import (
     NO_TRAITS,
@@ -43,15 +50,27 @@ E = Event.__table__
 LOOKBEHIND_US = 6 * 3600 * 1_000_000
 MAX_IN = 500  # bound IN lists well under every driver's parameter limit
 
-LIGHT_EVENT_COLUMNS = (
-    E.c.id,
-    E.c.time_us,
-    E.c.source,
-    E.c.client_session_id,
-    E.c.replay,
-    E.c.session_id,
-    E.c.user_id,
-)
+
+def timeline_columns(dialect: str) -> tuple[Any, ...]:
+    """The event columns `timeline_event` reads: only the two page properties of documents."""
+    pages = []
+    for name in ("path", "name"):
+        value, is_text = json_operand(E.c.properties, name, dialect).string()
+        pages.append(case((is_text, value)).label(f"page_{name}"))
+    return (E.c.id, E.c.time_us, E.c.source, E.c.client_session_id, E.c.replay, E.c.type, *pages)
+
+
+def timeline_event(row: Any) -> TimelineEvent:
+    """A stored event as sessionization sees it, from a row of `timeline_columns`."""
+    return TimelineEvent(
+        row.id,
+        row.time_us,
+        row.source,
+        row.client_session_id,
+        row.replay,
+        event_page(row.type, row.source, row.page_path, row.page_name),
+        is_page_view(row.type, row.source),
+    )
 
 
 @dataclass(slots=True)
@@ -238,14 +257,12 @@ async def _load_window_events(
     pairs = [(user_id, sid) for user_id, (_, sids) in wanted.items() for sid in sids]
     for chunk in chunks(pairs, MAX_IN):
         rows = await conn.execute(
-            select(*LIGHT_EVENT_COLUMNS).where(
+            select(*timeline_columns(conn.dialect.name), E.c.session_id, E.c.user_id).where(
                 E.c.environment_id == environment_id, keys_in((E.c.user_id, E.c.session_id), chunk)
             )
         )
         for row in rows:
-            event = TimelineEvent(
-                row.id, row.time_us, row.source, row.client_session_id, row.replay
-            )
+            event = timeline_event(row)
             wanted[row.user_id][0].events[row.id] = (event, row.session_id)
 
 
@@ -387,5 +404,8 @@ def _session_row(
         "active_until_us": planned.active_until_us,
         "first_event_id": planned.first_event.id,
         "event_count": len(planned.events),
+        "pageview_count": planned.pageview_count,
+        "entry_page": planned.entry_page,
+        "exit_page": planned.exit_page,
         "replay_available": planned.replay_available,
     }

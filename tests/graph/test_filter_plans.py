@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from graph import ids
-from services import definitions, environments, segments
+from models.db import Database
+from services import definitions, environments, ids, segments
 from services.clock import to_micros
 from services.filters import Compiler, UserFilter
 from services.listing import U
@@ -211,7 +211,18 @@ def compiler(loaded: Loaded, environment_id: int) -> Compiler:
 
 async def both_plans(loaded: Loaded, document: dict[str, Any]) -> tuple[set[str], set[str]]:
     """The users the set-wise and the per-user plans select for a filter document."""
-    db = loaded.server.db
+    # Its own connection, without the server's read statement timeout: the per-user plan over
+    # every user (no LIMIT, as no page reads it) may take longer than a page's query may.
+    db = Database(loaded.server.db.url)
+    try:
+        return await _both_plans(db, loaded, document)
+    finally:
+        await db.dispose()
+
+
+async def _both_plans(
+    db: Database, loaded: Loaded, document: dict[str, Any]
+) -> tuple[set[str], set[str]]:
     environment_id = (await environments.ensure(db)).id
     wanted = segments.from_document(document).checked()
     compiled = compiler(loaded, environment_id)

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from graph import ids
-from services import environments, segments
+from services import environments, ids, segments
 from services.conditions import PropertyCondition
 from services.filters import UserFilter
 from tests import population

@@ -1,6 +1,6 @@
 """Forged ids, cursors and numbers out of range: not found or BAD_USER_INPUT, never an error log.
 
-graph/ids.py refuses numbers that do not fit their column (64-bit, 32-bit for definitions and
+services/ids.py refuses numbers that do not fit their column (64-bit, 32-bit for definitions and
 segments); before, PostgreSQL refused the SQL parameter and the request logged a traceback.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph import ids
+from services import ids
 from tests.support import Api
 
 HUGE = (2**63, 2**64, -(2**63) - 1, 10**30)

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from graph import ids
+from services import ids
 from tests.hostile.probing import (
     Shop,
     error_records,

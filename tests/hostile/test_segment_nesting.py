@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graph import ids
 from models import Segment
+from services import ids
 from services.clock import now_us
 from services.limits import MAX_ANY_OF_DEPTH, MAX_FILTER_CONDITIONS, MAX_SEGMENT_DEPTH
 from tests.hostile.probing import (

@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from graph import ids
 from graph.schema import schema
 from graph.scopes import FIELD_SCOPES, needed_scope
 from server import admin_cli, segment_api
-from services import keys
+from services import ids, keys
 from tests.conftest import start_server
 from tests.server.conftest import Tenant, Tenants
 
