@@ -1,7 +1,7 @@
 """Citus: distribute the per-user tables by user_id, the rest as models/distribution.py says
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07 20:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from models.distribution import distribute
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
