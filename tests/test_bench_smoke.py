@@ -72,7 +72,8 @@ def test_the_bench_prints_its_table_and_writes_its_figures(tmp_path: Path) -> No
         assert set(figures["statements"][dialect]) == shapes
         latency = figures["request_latency"][dialect]
         assert (latency["events"], latency["runs"]) == (1000, 1) and latency["p50_s"] > 0
-    assert "1000-event trackBatch request" in done.stdout
+    # One word of the row: rich wraps the row's label where the table has both dialects.
+    assert "1000-event" in done.stdout
     assert figures["peer"]["postgraphile"] == {"skipped": "--no-peer"}
     assert "segment p50 / inline p50" in done.stdout and "defineEvent" in done.stdout
     for dialect in databases.split(","):
