@@ -160,10 +160,12 @@ class Databases:
             return
         for name in self.postgres:
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin = make_url(self.citus_admin_url or "").database or "postgres"
-        for name in self.citus_databases:  # the coordinator first: it connects to the workers
-            for node in self.citus_nodes:
-                await self._run(
-                    self._citus_url(admin, node), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                )
+        if self.citus_admin_url and self.citus_databases:
+            admin = make_url(self.citus_admin_url).database or "postgres"
+            for name in self.citus_databases:  # the coordinator first: it connects to workers
+                for node in self.citus_nodes:
+                    await self._run(
+                        self._citus_url(admin, node),
+                        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                    )
         shutil.rmtree(self.directory, ignore_errors=True)
