@@ -18,6 +18,10 @@ the same for any number of owners. On Citus the join is on the distribution colu
 is pushed down to the shards (a router query for one user's pages). Page rows are named
 tuples (`records`): the graph types read them field by field, ten times faster than
 SQLAlchemy Rows.
+
+Length: one loader per (model, key) beside the shared connection and the page-reading
+statements they share (LATERAL on PostgreSQL and Citus, window functions on SQLite); split by
+entity (users, sessions, events) when it grows again.
 """
 
 from __future__ import annotations

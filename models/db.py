@@ -20,6 +20,9 @@ models/sqlite_connections.py), and `read` raises `StatementTimeout`. The connect
 the read transaction is rolled back as always. Writes have no statement timeout: their work
 is bounded by the input limits, a definition's backfill reads every stored event by design,
 and a write stopped halfway would be retried by SDKs again and again.
+
+Length: engines, transactions and every kind of outage turned into one named exception
+(STYLE.md names this module as the example): they are one concept, the database's edge.
 """
 
 from __future__ import annotations

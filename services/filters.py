@@ -5,6 +5,9 @@ yields SQLAlchemy conditions over the users, sessions and events tables: EXISTS 
 subqueries on indexed columns; nothing is filtered in Python. A filter's size (conditions,
 IN values, segment nesting; services/filter_size.py) is checked before it compiles: the
 `checked` methods bound it as written, the resolvers again with the named segments inlined.
+
+Length: the filter dataclasses and their compilation to SQL read together; the size
+measure (services/filter_size.py) and session shapes (services/session_shape.py) are out.
 """
 
 from __future__ import annotations

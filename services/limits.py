@@ -1,4 +1,8 @@
-"""The input limits of SPEC §1 and §3: each check returns a clean value or raises InvalidInput."""
+"""The input limits of SPEC §1 and §3: each check returns a clean value or raises InvalidInput.
+
+Length: every input limit with its reason, in one place a reader can scan (a block per
+concern: items, properties, filters, definitions).
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ Matching costs time linear in the selector and the hierarchy, whatever either ho
 17): a hierarchy is indexed once (tag, id and class to a bit mask of elements) and each
 selector part becomes a mask, combinators being shifts of masks, without backtracking.
 `compile_selector` refuses selectors beyond the limits of services/limits.py by name.
+
+Length: the selector compiler and its mask matcher are one algorithm; hierarchy parsing
+and indexing live in services/hierarchies.py.
 """
 
 from __future__ import annotations
