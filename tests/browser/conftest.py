@@ -12,9 +12,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -106,12 +107,26 @@ def is_loopback_url(url: str) -> bool:
     return (parts.hostname or "") in LOOPBACK_HOSTS
 
 
-@pytest.fixture
-async def guarded_page(browser: Any) -> AsyncIterator[GuardedPage]:
-    """A page whose every non-loopback request is aborted and recorded."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+Guarded = TypeVar("Guarded", bound=GuardedPage)
+
+
+@asynccontextmanager
+async def open_guarded(
+    browser: Any,
+    kind: type[Guarded],
+    *,
+    bypass_csp: bool = False,
+    default_timeout_ms: float | None = None,
+) -> AsyncIterator[Guarded]:
+    """A page (as `kind`) in its own context whose every non-loopback request is aborted
+    and recorded, with its console errors and answered requests."""
+    context = await browser.new_context(
+        viewport={"width": 1400, "height": 900}, bypass_csp=bypass_csp
+    )
     page = await context.new_page()
-    guarded = GuardedPage(page)
+    if default_timeout_ms is not None:
+        page.set_default_timeout(default_timeout_ms)
+    guarded = kind(page)
 
     async def only_loopback(route: Any) -> None:
         if is_loopback_url(route.request.url):
@@ -124,8 +139,17 @@ async def guarded_page(browser: Any) -> AsyncIterator[GuardedPage]:
     page.on("console", lambda m: m.type == "error" and guarded.errors.append(m.text))
     page.on("pageerror", lambda error: guarded.errors.append(f"uncaught: {error}"))
     page.on("requestfinished", lambda request: guarded.finished.append(request))
-    yield guarded
-    await context.close()
+    try:
+        yield guarded
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def guarded_page(browser: Any) -> AsyncIterator[GuardedPage]:
+    """A page whose every non-loopback request is aborted and recorded."""
+    async with open_guarded(browser, GuardedPage) as guarded:
+        yield guarded
 
 
 async def load_demo(

@@ -23,11 +23,10 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -38,7 +37,7 @@ except ImportError:  # the `browser` fixture skips (or fails in CI), saying why
     expect = None  # type: ignore[assignment]
 
 from services import demo, environments, keys
-from tests.browser.conftest import SCREENSHOTS, is_loopback_url
+from tests.browser.conftest import SCREENSHOTS, GuardedPage, open_guarded
 from tests.conftest import PostgresTemplates, RunningServer, _fresh_database, start_server
 from tests.demo_server import makefile_demo
 from tests.node_packages import install
@@ -53,22 +52,14 @@ EVENT_ITEM = "[data-testid=event-item]"
 
 
 @dataclass
-class Tab:
+class Tab(GuardedPage):
     """A page in a fresh browser context that may reach only this machine."""
 
-    page: Any
-    outside: list[str] = field(default_factory=list)  # aborted: they tried to leave
-    errors: list[str] = field(default_factory=list)  # console errors, uncaught exceptions
-    finished: list[Any] = field(default_factory=list)  # requests answered, in order
-
-    async def transferred(self) -> dict[str, int]:
+    async def transferred_by_path(self) -> dict[str, int]:
         """Bytes received (headers and encoded body) per URL path answered."""
         sizes: dict[str, int] = {}
-        for request in self.finished:
-            size = await request.sizes()
-            path = urlsplit(request.url).path
-            sizes[path] = sizes.get(path, 0) + size["responseHeadersSize"]
-            sizes[path] += size["responseBodySize"]
+        for _method, path, received in await self.transferred():
+            sizes[path] = sizes.get(path, 0) + received
         return sizes
 
     def clean(self) -> None:
@@ -77,31 +68,9 @@ class Tab:
         assert self.errors == [], f"console errors: {self.errors}"
 
 
-@asynccontextmanager
-async def guarded_tab(browser: Any, *, bypass_csp: bool = False) -> AsyncIterator[Tab]:
-    """A page in its own context whose every non-loopback request is aborted and recorded."""
-    context = await browser.new_context(
-        viewport={"width": 1400, "height": 900}, bypass_csp=bypass_csp
-    )
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    guarded = Tab(page)
-
-    async def only_loopback(route: Any) -> None:
-        if is_loopback_url(route.request.url):
-            await route.continue_()
-        else:
-            guarded.outside.append(route.request.url)
-            await route.abort("blockedbyclient")
-
-    await context.route("**/*", only_loopback)
-    page.on("console", lambda m: m.type == "error" and guarded.errors.append(m.text))
-    page.on("pageerror", lambda error: guarded.errors.append(f"uncaught: {error}"))
-    page.on("requestfinished", lambda request: guarded.finished.append(request))
-    try:
-        yield guarded
-    finally:
-        await context.close()
+def guarded_tab(browser: Any, *, bypass_csp: bool = False) -> AbstractAsyncContextManager[Tab]:
+    """A Tab in its own context whose every non-loopback request is aborted and recorded."""
+    return open_guarded(browser, Tab, bypass_csp=bypass_csp, default_timeout_ms=15_000)
 
 
 @pytest.fixture
@@ -209,7 +178,7 @@ async def test_users_list_renders_newest_first_with_total_and_paging(
     shown = min(50, expected["totalCount"])
     await expect(rows).to_have_count(shown)
     assert len(set(await rows.evaluate_all("rows => rows.map(r => r.dataset.userId)"))) == shown
-    sizes = await tab.transferred()
+    sizes = await tab.transferred_by_path()
     page_bytes = sum(
         size for path, size in sizes.items() if path == "/" or path.startswith("/page/")
     )
