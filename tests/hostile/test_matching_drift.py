@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.hostile.probing import Shop, open_shop
+from tests.hostile.probing import Shop
 
 EVENT = "Visited"
 # One Heap sender (only the public app id) per value; each sends one event carrying it.
@@ -57,12 +55,6 @@ async def _senders(shop: Shop, definition_id: str) -> set[str]:
     """Who did an event of the definition (one event per sender, so: which events)."""
     data = await shop.data("read", DONE, id=definition_id)
     return {edge["node"]["identity"].removesuffix("@drift.test") for edge in data["users"]["edges"]}
-
-
-@pytest.fixture
-async def shop(database_url: str) -> Any:
-    async with open_shop(database_url) as shop:
-        yield shop
 
 
 async def test_live_match_and_backfill_select_the_same_events(shop: Shop) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import orjson
@@ -27,13 +26,6 @@ from tests.server.test_introspection import HTML, SCHEMA, THROUGH_FRAGMENT, TYPE
 from tests.support import TRACK_BATCH
 
 EVIL = "https://evil.example"
-
-
-@pytest.fixture
-async def shop(database_url: str) -> AsyncIterator[Shop]:
-    """A production server with its defaults (no introspection, no metrics key)."""
-    async with open_shop(database_url) as shop:
-        yield shop
 
 
 def _seen(http: httpx.AsyncClient) -> list[httpx.Response]:

@@ -9,7 +9,6 @@ within QUICK, /healthz fast throughout, a clear error without internals, nothing
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,17 +19,10 @@ from tests.hostile.probing import (
     Shop,
     errors_of,
     one_error,
-    open_shop,
     stored,
     timed,
     watching_health,
 )
-
-
-@pytest.fixture
-async def shop(database_url: str) -> AsyncIterator[Shop]:
-    async with open_shop(database_url) as opened:
-        yield opened
 
 
 def doubling(levels: int, base: str = "__typename") -> str:
