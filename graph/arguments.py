@@ -9,11 +9,11 @@ import strawberry
 from graphql import GraphQLError
 
 from graph import filters as inputs
+from graph.scalars import unreadable_time_refusal
 from services import filters, ids
 from services.clock import UnreadableTime, to_micros
 from services.conditions import PropertyCondition
 from services.errors import UsertrailError
-from services.limits import unreadable_time
 from services.matching import StringMatch
 from services.session_shape import Bounds, SessionShape
 
@@ -57,11 +57,7 @@ def time_range(value: inputs.TimeRange | None, field: str = "time") -> filters.T
         return None
     for name, sent in (("from", value.from_), ("to", value.to)):
         if isinstance(sent, UnreadableTime):
-            where = f"{field}.{name}"
-            raise GraphQLError(
-                unreadable_time(sent.sent, where),
-                extensions={"code": "BAD_USER_INPUT", "field": where},
-            )
+            raise unreadable_time_refusal(sent.sent, f"{field}.{name}")
     return filters.TimeRange(
         last_days=value.last_days,
         from_us=to_micros(value.from_) if value.from_ is not None else None,

@@ -41,9 +41,8 @@ from strawberry.types.base import (
 from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.unset import UNSET
 
-from graph.scalars import checked_per_item
+from graph.scalars import checked_per_item, unreadable_time_refusal
 from services.clock import UnreadableTime
-from services.limits import unreadable_time
 
 Convert = Callable[[Any, InputContext, str], Any]
 
@@ -67,10 +66,7 @@ class _Unreadable(Exception):
         where = ".".join(
             f"{part}" if isinstance(part, str) else f"[{part}]" for part in (*outer, *self.path)
         ).replace(".[", "[")
-        return GraphQLError(
-            unreadable_time(self.sent, where),
-            extensions={"code": "BAD_USER_INPUT", "field": where},
-        )
+        return unreadable_time_refusal(self.sent, where)
 
 
 # Every installed class and its builder, so that `enable(False)` can give them back.

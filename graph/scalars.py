@@ -19,10 +19,12 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.field import StrawberryField
 
 from services.clock import UnreadableTime, parse_time
+from services.limits import unreadable_time
 
 DESCRIPTION = (
     "A date and time, ISO 8601 / RFC 3339: `2026-03-02T10:00:00Z`, "
@@ -54,3 +56,10 @@ DATETIME = dataclasses.replace(
     DateTimeDefinition, parse_value=read_datetime, description=DESCRIPTION
 )
 SCALAR_OVERRIDES = {datetime: DATETIME}
+
+
+def unreadable_time_refusal(sent: Any, field: str) -> GraphQLError:
+    """The GraphQL error for a date-time argument `field` that could not be read."""
+    return GraphQLError(
+        unreadable_time(sent, field), extensions={"code": "BAD_USER_INPUT", "field": field}
+    )
