@@ -601,3 +601,38 @@ async def test_a_session_with_a_replay_shows_a_play_icon(tab: Tab, site: Running
     browser = await row.locator(".browser").get_attribute("title")
     assert browser is not None and browser.startswith("Chrome 131 on Mac OS X")
     tab.clean()
+
+
+async def test_a_long_sessions_events_are_all_reachable(tab: Tab, site: RunningServer) -> None:
+    """A session of 450 events shows its first page and the rest on "Show more events"."""
+    now = time.time()
+    events = [
+        {
+            "event": "pageview",
+            "userId": "450450",
+            "source": "WEB",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 900 + i)),
+            "context": {"url": f"https://shop.example/step/{i}"},
+        }
+        for i in range(450)
+    ]
+    stored = await query(
+        site,
+        "mutation($e: [TrackInput!]!) { trackBatch(events: $e) { accepted } }",
+        e=events,
+    )
+    assert stored["trackBatch"]["accepted"] == 450
+    await tab.page.goto(f"{site.url}/#/user/450450")
+    await tab.page.locator(f"{SESSION_ROW} button").first.click()
+    items = tab.page.locator(EVENT_ITEM)
+    await expect(items).to_have_count(200)
+    more = tab.page.locator("[data-testid=more-events]")
+    await expect(more).to_contain_text("200 of 450 shown")
+    await more.click()
+    await expect(items).to_have_count(400)
+    await more.click()
+    await expect(items).to_have_count(450)
+    await expect(more).to_be_hidden()
+    paths = await items.locator(".detail").all_inner_texts()
+    assert paths == [f"/step/{i}" for i in range(450)]
+    tab.clean()

@@ -45,10 +45,27 @@ export async function showEvents(pane, session) {
     { className: "frequent", "aria-label": "Most frequent events" },
     node.mostFrequentEvents.map((f) => frequentItem(f, list)),
   );
-  for (const { node: event } of node.events.edges)
-    list.append(eventItem(event, status, () => showEvents(pane, session)));
+  const refresh = () => showEvents(pane, session);
+  const more = h("button", { type: "button", "data-testid": "more-events" }, "Show more events");
+  const append = (events) => {
+    for (const { node: event } of events.edges) list.append(eventItem(event, status, refresh));
+    more.hidden = !events.pageInfo.hasNextPage;
+    more.dataset.after = events.pageInfo.endCursor ?? "";
+    more.textContent = `Show more events (${list.children.length} of ${events.totalCount} shown)`;
+  };
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const next = await gql(EVENTS, { id: session.id, after: more.dataset.after });
+      if (next.node) append(next.node.events);
+    } catch (error) {
+      status.textContent = `Error: ${error.message}`;
+    } finally {
+      more.disabled = false;
+    }
+  });
+  append(node.events);
   list.addEventListener("keydown", rowKeys);
-  const shown = node.events.edges.length;
   fill(
     pane,
     h("h2", { id: "events-heading" }, `Events (${node.events.totalCount})`),
@@ -56,9 +73,7 @@ export async function showEvents(pane, session) {
     frequent,
     status,
     list,
-    node.events.pageInfo.hasNextPage
-      ? h("p", { className: "muted" }, `The first ${shown} events are shown.`)
-      : null,
+    more,
   );
 }
 
