@@ -27,3 +27,9 @@ class DeviceType(Enum):
     MOBILE = "MOBILE"
     TABLET = "TABLET"
     OTHER = "OTHER"
+
+
+@strawberry.enum(description="DYNAMIC: its filter, evaluated when asked; STATIC: a fixed list.")
+class SegmentKind(Enum):
+    DYNAMIC = "DYNAMIC"
+    STATIC = "STATIC"

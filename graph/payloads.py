@@ -52,3 +52,12 @@ class DeletePayload:
         description="Global id of what was deleted."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was deleted, if so.")
+
+
+@strawberry.type(description="Result of mergeUsers.")
+class MergeUsersPayload:
+    user: User | None = strawberry.field(description="The surviving user (`into`).")
+    merged: bool = strawberry.field(
+        description="True when this call merged; false when both ids named one user already."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing changed, if so.")

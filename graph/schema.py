@@ -15,6 +15,7 @@ from graph.payloads import (
     DeletePayload,
     EventName,
     IdentifyPayload,
+    MergeUsersPayload,
     TrackPayload,
     UserPropertiesPayload,
 )
@@ -75,6 +76,12 @@ class Mutation:
         resolver=mutation.delete_user,
         description="Erase a user, its aliases, sessions and events (GDPR).",
     )
+    merge_users: MergeUsersPayload = strawberry.mutation(
+        resolver=mutation.merge_users,
+        description="Merge the user `from` into `into` (admin), as identify merges: sessions "
+        "recomputed, events, definitions, rage clicks and static-segment memberships kept, "
+        "`from`'s userId routing to `into`. Merging again answers the survivor (merged false).",
+    )
     define_event: EventDefinitionPayload = strawberry.mutation(
         resolver=definitions.define_event,
         description="Define an event; it applies to every stored and future event.",
@@ -89,6 +96,18 @@ class Mutation:
     )
     create_segment: SegmentPayload = strawberry.mutation(
         resolver=segments.create_segment, description="Save a segment."
+    )
+    create_static_segment: SegmentPayload = strawberry.mutation(
+        resolver=segments.create_static_segment,
+        description="Save a STATIC segment: a fixed list of users (a filter's members now, ids).",
+    )
+    add_segment_members: SegmentPayload = strawberry.mutation(
+        resolver=segments.add_segment_members,
+        description="List users in a static segment (User ids or userIds; listed ones ignored).",
+    )
+    remove_segment_members: SegmentPayload = strawberry.mutation(
+        resolver=segments.remove_segment_members,
+        description="Unlist users from a static segment (unlisted ones ignored).",
     )
     update_segment: SegmentPayload = strawberry.mutation(
         resolver=segments.update_segment, description="Change a segment."

@@ -47,7 +47,11 @@ ADMIN_FIELDS = (
     "updateEventDefinition",
     "deleteEventDefinition",
     "deleteUser",
+    "mergeUsers",
     "createSegment",
+    "createStaticSegment",
+    "addSegmentMembers",
+    "removeSegmentMembers",
     "updateSegment",
     "deleteSegment",
 )

@@ -5,7 +5,7 @@ from models.base import Base
 from models.definition import DefinitionMatch, EventDefinition, RageClick
 from models.environment import Environment
 from models.event import Event, IdempotencyKey
-from models.segment import Segment
+from models.segment import Segment, SegmentMember
 from models.session import Session
 from models.user import User, UserAlias
 
@@ -19,6 +19,7 @@ __all__ = [
     "IdempotencyKey",
     "RageClick",
     "Segment",
+    "SegmentMember",
     "Session",
     "User",
     "UserAlias",

@@ -11,7 +11,13 @@ from graph.context import Context
 from graph.enums import EventSource
 from graph.event import Event
 from graph.inputs import EventContext, IdentifyInput, TrackInput, UserPropertiesInput
-from graph.payloads import DeletePayload, IdentifyPayload, TrackPayload, UserPropertiesPayload
+from graph.payloads import (
+    DeletePayload,
+    IdentifyPayload,
+    MergeUsersPayload,
+    TrackPayload,
+    UserPropertiesPayload,
+)
 from graph.user import User
 from services import ids, ingest
 from services import users as user_service
@@ -179,3 +185,22 @@ async def delete_user(
     except UsertrailError as error:
         return DeletePayload(deleted_id=None, errors=[UserError.from_problem(error.problem)])
     return DeletePayload(deleted_id=strawberry.ID(ids.encode("User", deleted)), errors=[])
+
+
+async def merge_users(
+    info: Info,
+    into: strawberry.ID,
+    from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
+) -> MergeUsersPayload:
+    """Merge one user into another by hand, as identify merges an anonymous user."""
+    ctx = info.context
+    try:
+        done = await user_service.merge_users(
+            ctx.db, environment_id=ctx.environment_id, into=into, from_=from_
+        )
+    except UsertrailError as error:
+        return MergeUsersPayload(
+            user=None, merged=False, errors=[UserError.from_problem(error.problem)]
+        )
+    row = await ctx.loaders.user.load(done.user_id)
+    return MergeUsersPayload(user=User.from_row(row), merged=done.merged, errors=[])

@@ -8,9 +8,9 @@ from graph.arguments import node_id, user_filter
 from graph.common import UserError
 from graph.context import Context
 from graph.payloads import DeletePayload
-from graph.segment import Segment, SegmentInput, SegmentPayload
-from services import segments
-from services.errors import UsertrailError
+from graph.segment import Segment, SegmentInput, SegmentPayload, StaticSegmentInput
+from services import segments, static_segments
+from services.errors import InvalidItems, UsertrailError
 
 Info = strawberry.Info[Context]
 
@@ -22,7 +22,8 @@ async def list_segments(info: Info) -> list[Segment]:
 
 
 def _error(error: UsertrailError) -> SegmentPayload:
-    return SegmentPayload(segment=None, errors=[UserError.from_problem(error.problem)])
+    problems = error.problems if isinstance(error, InvalidItems) else [error.problem]
+    return SegmentPayload(segment=None, errors=UserError.many(problems))
 
 
 async def create_segment(info: Info, input: SegmentInput) -> SegmentPayload:
@@ -35,6 +36,49 @@ async def create_segment(info: Info, input: SegmentInput) -> SegmentPayload:
             name=input.name,
             description=input.description,
             user_filter=wanted,
+        )
+    except UsertrailError as error:
+        return _error(error)
+    return SegmentPayload(segment=Segment.from_row(row), errors=[])
+
+
+async def create_static_segment(info: Info, input: StaticSegmentInput) -> SegmentPayload:
+    ctx = info.context
+    try:
+        wanted = user_filter(input.filter, "input.filter") if input.filter is not None else None
+        row = await static_segments.create(
+            ctx.db,
+            environment_id=ctx.environment_id,
+            name=input.name,
+            description=input.description,
+            user_filter=wanted,
+            user_ids=input.user_ids,
+        )
+    except UsertrailError as error:
+        return _error(error)
+    return SegmentPayload(segment=Segment.from_row(row), errors=[])
+
+
+async def add_segment_members(
+    info: Info, id: strawberry.ID, user_ids: list[strawberry.ID]
+) -> SegmentPayload:
+    ctx = info.context
+    try:
+        row = await static_segments.add_members(
+            ctx.db, environment_id=ctx.environment_id, segment_id=_segment_id(id), user_ids=user_ids
+        )
+    except UsertrailError as error:
+        return _error(error)
+    return SegmentPayload(segment=Segment.from_row(row), errors=[])
+
+
+async def remove_segment_members(
+    info: Info, id: strawberry.ID, user_ids: list[strawberry.ID]
+) -> SegmentPayload:
+    ctx = info.context
+    try:
+        row = await static_segments.remove_members(
+            ctx.db, environment_id=ctx.environment_id, segment_id=_segment_id(id), user_ids=user_ids
         )
     except UsertrailError as error:
         return _error(error)

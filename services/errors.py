@@ -44,6 +44,15 @@ class InvalidInput(UsertrailError):
     code = "INVALID_INPUT"
 
 
+class InvalidItems(InvalidInput):
+    """Several items of one all-or-nothing call are refused: each a Problem at its index."""
+
+    def __init__(self, problems: list[Problem]):
+        first = problems[0]
+        super().__init__(first.message, field=first.field, code=first.code)
+        self.problems = problems
+
+
 class NotFound(UsertrailError):
     """The thing named does not exist in this environment."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import and_, exists, false, func, not_, or_, select, true, tuple
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Event, Session, User
+from services import segment_members
 from services.clock import DAY_US
 from services.condition_sql import IntegerColumn, Operand, TextColumn, condition_sql, json_operand
 from services.conditions import PropertyCondition
@@ -131,6 +132,9 @@ class UserFilter:
     events: tuple[EventCondition, ...] = ()
     any_of: tuple[UserFilter, ...] = ()
     segment_id: int | None = None
+    # The users a static segment lists: never sent by a client, it stands for a static
+    # segment among the named segments a compiler holds (services/segments.resolve_filters).
+    members_of: int | None = None
 
     def checked(self, field: str = "filter", depth: int = 0) -> UserFilter:
         """This filter, or InvalidInput naming the field at fault (sizes first, cheaply)."""
@@ -257,10 +261,18 @@ class Compiler:
         conditions += [
             self.did(c, default_time=event_time, per_user=per_user) for c in user_filter.events
         ]
+        if user_filter.members_of is not None:
+            conditions.append(self.members(user_filter.members_of))
         if user_filter.segment_id is not None:
             saved = self.segments.get(user_filter.segment_id)
-            # A segment is a whole filter of its own: its seen range defaults to 7 days.
-            conditions += [false()] if saved is None else self.users(saved, per_user=per_user)
+            if saved is None:
+                conditions.append(false())
+            elif saved.members_of is not None:
+                # A static segment is its list, whenever its members were last seen.
+                conditions.append(self.members(saved.members_of))
+            else:
+                # A segment is a whole filter of its own: its seen range defaults to 7 days.
+                conditions += self.users(saved, per_user=per_user)
         if user_filter.any_of:
             branches = [
                 and_(
@@ -273,6 +285,10 @@ class Compiler:
             ]
             conditions.append(or_(*branches))
         return conditions
+
+    def members(self, segment_id: int) -> ColumnElement[bool]:
+        """Users listed in the static segment (segment_members, co-located with users)."""
+        return segment_members.listed(self.environment_id, segment_id)
 
     def names_events(self, user_filter: UserFilter) -> bool:
         """Whether `user_filter` (with the segments it names) holds an event condition."""

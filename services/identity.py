@@ -285,8 +285,12 @@ async def merge(
     now_us: int,
     followers: Followers,
 ) -> None:
-    """Move everything of the anonymous user `source_id` into `target_id` (both locked): the
-    core rows here, derived data through `followers` (before the move, and after it)."""
+    """Move everything of the user `source_id` into `target_id` (both locked): the core rows
+    here, derived data through `followers` (before the move, and after it).
+
+    Identify merges an anonymous user; a merge by hand (services/users.merge_users) may merge
+    an identified one into an anonymous one, whose identity (alias and column) it then takes.
+    """
     source = await get(conn, environment_id=environment_id, user_id=source_id)
     target = await get(conn, environment_id=environment_id, user_id=target_id)
     assert source is not None and target is not None
@@ -313,6 +317,7 @@ async def merge(
         .where(U.c.environment_id == environment_id, U.c.user_id == target_id)
         .values(
             properties=merged_user_properties(target.properties, source.properties),
+            identity=target.identity or source.identity,
             email=target.email or source.email,
             first_seen_us=min(s.first_seen_us for s in seen),
             last_seen_us=last_seen,

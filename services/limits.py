@@ -426,3 +426,8 @@ MAX_SEGMENT_DEPTH = 5
 # Conditions one GraphQL request may compile in all (expanded, as above): thirty aliased
 # `users` lists, or the `userCount` of every segment, each compile their filter.
 MAX_REQUEST_FILTER_CONDITIONS = 200
+# Static segments: the users one lists (a snapshot of a filter, or ids sent), and the ids one
+# call may send. 100,000 members keep a snapshot to one transaction of a few MB and a member
+# list one indexed range; a larger audience is a dynamic segment's job.
+MAX_STATIC_SEGMENT_MEMBERS = 100_000
+MAX_SEGMENT_MEMBER_IDS = MAX_BATCH  # userIds per createSegment / add / remove call

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
-from services import definitions, rage_clicks
+from services import definitions, rage_clicks, segment_members
 from services import identity as identities
 from services.identity import Merge
 from services.initial_properties import refresh_initial_properties
@@ -264,6 +264,28 @@ class InitialProperties(Projection):
         )
 
 
+class StaticSegmentMembers(Projection):
+    """Who static segments list (services/segment_members.py): not derived from events, but
+    rows of one user that follow the user through merges and deletions, as derived ones do."""
+
+    name = "static segment members"
+
+    async def before_merge(self, conn: AsyncConnection, merge: Merge) -> None:
+        """The merged user's memberships become the survivor's."""
+        await segment_members.on_merge(
+            conn,
+            environment_id=merge.environment_id,
+            source_id=merge.source_id,
+            target_id=merge.target_id,
+        )
+
+    async def on_user_deleted(
+        self, conn: AsyncConnection, *, environment_id: int, user_id: int
+    ) -> None:
+        """Forget the user's memberships."""
+        await segment_members.on_user_deleted(conn, environment_id=environment_id, user_id=user_id)
+
+
 class Registry:
     """Projections in order; each hook runs every projection's, in that order."""
 
@@ -309,4 +331,5 @@ PROJECTIONS = Registry(
     RageClicks(),
     Activity(),
     InitialProperties(),
+    StaticSegmentMembers(),
 )

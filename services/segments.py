@@ -1,5 +1,9 @@
 """Segments: saved, named user filters. Membership is evaluated when queried (always current).
 
+A STATIC segment is a fixed list of users instead (services/static_segments.py makes and
+changes one; services/segment_members.py holds its list): here it is a row of kind STATIC
+with an empty filter, named by other filters like any segment (`members_of`).
+
 A segment's filter may name other segments (`segmentId`); cycles are refused, and so is
 deleting a segment that another one uses. A named segment is inlined where it is named
 when a filter compiles, so saving refuses a filter whose expanded size passes the limits of
@@ -9,7 +13,7 @@ update also one that would make a segment naming this one pass them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
@@ -20,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.db import Database
 from models.segment import Segment
+from services import segment_members
 from services.clock import now_us, to_datetime, to_micros
 from services.conditions import PropertyCondition
 from services.errors import Conflict, InvalidInput, NotFound
@@ -28,6 +33,7 @@ from services.filters import EventCondition, EventMatch, TimeRange, UserFilter
 from services.limits import MAX_SEGMENT_DEPTH
 
 T = Segment.__table__
+DYNAMIC, STATIC = "DYNAMIC", "STATIC"
 MAX_NAME = 255
 MAX_DESCRIPTION = 4096
 
@@ -170,9 +176,11 @@ async def resolve_filters(
         if depth > MAX_SEGMENT_DEPTH:
             within_limits(FilterSize(segment_depth=depth), field.removesuffix(".segmentId"))
         wanted = [T.c.environment_id == environment_id, T.c.id.in_(level)]
-        rows = await conn.execute(select(T.c.id, T.c.filter).where(*wanted))
+        rows = await conn.execute(select(T.c.id, T.c.kind, T.c.filter).where(*wanted))
         for row in rows:
-            found[row.id] = from_document(row.filter)
+            found[row.id] = (
+                UserFilter(members_of=row.id) if row.kind == STATIC else from_document(row.filter)
+            )
         missing = next((segment_id for segment_id in level if segment_id not in found), None)
         if missing is not None:
             raise InvalidInput(
@@ -287,10 +295,20 @@ async def _name_free(
         )
 
 
+# Fills a new static segment's list, in the transaction that creates it: (conn, segment id).
+Fill = Callable[[AsyncConnection, int], Awaitable[None]]
+
+
 async def create(
-    db: Database, *, environment_id: int, name: Any, description: Any, user_filter: UserFilter
+    db: Database,
+    *,
+    environment_id: int,
+    name: Any,
+    description: Any,
+    user_filter: UserFilter,
+    fill: Fill | None = None,
 ) -> Any:
-    """Save a new segment."""
+    """Save a new segment: dynamic, or static when `fill` lists its users."""
     name, description = _checked_text(name, description)
     user_filter.checked("input.filter")
 
@@ -305,13 +323,17 @@ async def create(
                 name=name,
                 name_key=name.lower(),
                 description=description,
+                kind=DYNAMIC if fill is None else STATIC,
                 filter=to_document(user_filter),
                 created_us=moment,
                 updated_us=moment,
             )
             .returning(T.c.id)
         )
-        return await get(conn, environment_id=environment_id, segment_id=result.scalar_one())
+        segment_id = result.scalar_one()
+        if fill is not None:
+            await fill(conn, segment_id)
+        return await get(conn, environment_id=environment_id, segment_id=segment_id)
 
     return await _write(db, work)
 
@@ -325,13 +347,22 @@ async def update(
     description: Any,
     user_filter: UserFilter,
 ) -> Any:
-    """Replace a segment's name, description and filter."""
+    """Replace a segment's name, description and filter (a static segment: name and
+    description; its filter stays `{}`, its list changes through services/static_segments.py)."""
     name, description = _checked_text(name, description)
     user_filter.checked("input.filter")
 
     async def work(conn: AsyncConnection) -> Any:
-        if await get(conn, environment_id=environment_id, segment_id=segment_id) is None:
+        saved = await get(conn, environment_id=environment_id, segment_id=segment_id)
+        if saved is None:
             raise NotFound("no such segment", field="id", code="UNKNOWN_SEGMENT")
+        if saved.kind == STATIC and user_filter != UserFilter():
+            raise InvalidInput(
+                "a static segment has no filter: send `filter: {}`, and change its users with "
+                "addSegmentMembers / removeSegmentMembers",
+                field="input.filter",
+                code="STATIC_SEGMENT",
+            )
         await _name_free(conn, environment_id, name, segment_id)
         await _check_references(conn, environment_id, segment_id, user_filter)
         await conn.execute(
@@ -367,6 +398,7 @@ async def delete(db: Database, *, environment_id: int, segment_id: int) -> None:
                 field="id",
                 code="SEGMENT_IN_USE",
             )
+        await segment_members.clear(conn, environment_id=environment_id, segment_id=segment_id)
         await conn.execute(
             sql_delete(T).where(T.c.environment_id == environment_id, T.c.id == segment_id)
         )

@@ -1,4 +1,5 @@
-"""How a user presents: display name and the full property map (SPEC §7); erasing one."""
+"""How a user presents: display name and the full property map (SPEC §7); erasing one and
+merging two by hand (through services/identity.py's one merge)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.db import Database
 from services import identity as identities
-from services import limits
+from services import ids, limits
 from services.clock import now_us, to_datetime
-from services.errors import NotFound
+from services.errors import Conflict, InvalidInput, NotFound
 from services.identity import UserKey
 from services.projections import PROJECTIONS
 
@@ -74,3 +75,76 @@ async def delete_user(
         return target
 
     return int(await db.write(work))
+
+
+def user_key(value: Any, field: str) -> UserKey:
+    """The key of the user an id names: a global User id, or a userId (a whole number)."""
+    decoded = ids.decode(str(value), "User")
+    if decoded is not None and len(decoded[1]) == 1:
+        return UserKey("user_id", str(decoded[1][0]))
+    try:
+        return UserKey("user_id", str(limits.user_id(value, field)))
+    except InvalidInput:
+        raise InvalidInput(
+            f"{str(value)!r:.60} is neither a User id nor a userId (a whole number)",
+            field=field,
+            code="INVALID_USER_ID",
+        ) from None
+
+
+async def merge_users(
+    db: Database, *, environment_id: int, into: Any, from_: Any
+) -> identities.Identified:
+    """Merge the user `from_` names into the one `into` names, as identify merges (SPEC §1):
+    the same merge, with the same projections. Ids route as everywhere (a userId merged away
+    names its survivor); when both name one user already, that user is the answer (merged
+    false). Refused: one id twice, an unknown user, two identified users."""
+    target_key, source_key = user_key(into, "into"), user_key(from_, "from")
+    if target_key == source_key:
+        raise InvalidInput(
+            "`into` and `from` name the same user: a user cannot be merged into itself",
+            field="from",
+            code="SAME_USER",
+        )
+    moment = now_us()
+
+    async def work(conn: AsyncConnection) -> identities.Identified:
+        routes = await identities.resolve(
+            conn,
+            environment_id=environment_id,
+            keys=[target_key, source_key],
+            now_us=moment,
+            create=False,
+        )
+        for field, key in (("into", target_key), ("from", source_key)):
+            if key not in routes:
+                raise NotFound(
+                    f"no user with userId {key.value} in this environment",
+                    field=field,
+                    code="UNKNOWN_USER",
+                )
+        target_id, source_id = routes[target_key], routes[source_key]
+        if target_id == source_id:
+            return identities.Identified(target_id, merged=False)
+        found = await identities.identities_of(
+            conn, environment_id=environment_id, user_ids=[target_id, source_id]
+        )
+        if found[target_id] is not None and found[source_id] is not None:
+            raise Conflict(
+                f"both users are identified ({found[target_id]!r} and {found[source_id]!r}): "
+                "identified users are never merged (SPEC §1, ALREADY_IDENTIFIED); an anonymous "
+                "user can be merged into either",
+                field="from",
+                code="ALREADY_IDENTIFIED",
+            )
+        await identities.merge(
+            conn,
+            environment_id=environment_id,
+            source_id=source_id,
+            target_id=target_id,
+            now_us=moment,
+            followers=PROJECTIONS,
+        )
+        return identities.Identified(target_id, merged=True)
+
+    return await db.write(work)

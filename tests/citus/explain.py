@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from models.db import Database
 
 TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+(\w+)", re.IGNORECASE)
-PER_USER = {"users", "sessions", "events", "definition_matches", "rage_clicks"}
+PER_USER = {"users", "sessions", "events", "definition_matches", "rage_clicks", "segment_members"}
 
 
 @dataclass(frozen=True)

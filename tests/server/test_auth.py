@@ -61,6 +61,24 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         'mutation { deleteUser(userId: "424242") { deletedId errors { code } } }',
         {},
     ),
+    ("mutation", "mergeUsers"): (
+        'mutation { mergeUsers(into: "424242", from: "424243") { merged errors { code } } }',
+        {},
+    ),
+    ("mutation", "createStaticSegment"): (
+        'mutation { createStaticSegment(input: {name: "Listed", userIds: []}) '
+        "{ errors { code } } }",
+        {},
+    ),
+    ("mutation", "addSegmentMembers"): (
+        'mutation($id: ID!) { addSegmentMembers(id: $id, userIds: ["1"]) { errors { code } } }',
+        {"id": MISSING_SEGMENT},
+    ),
+    ("mutation", "removeSegmentMembers"): (
+        'mutation($id: ID!) { removeSegmentMembers(id: $id, userIds: ["1"]) '
+        "{ errors { code } } }",
+        {"id": MISSING_SEGMENT},
+    ),
     ("mutation", "defineEvent"): (
         'mutation { defineEvent(input: {name: "Login", criteria: [{type: "Login"}]}) '
         "{ errors { code } } }",
