@@ -8,6 +8,7 @@ from typing import Any
 
 from graph.loaders import Loaders
 from models.db import Database
+from services.geolocation import Sender
 from services.keys import Principal
 
 
@@ -39,3 +40,5 @@ class Context:
     # Who is asking: the environment and scope of the request's API key (dev mode: admin).
     principal: Principal | None = None
     request_id: str | None = None
+    # What locating the request's events by IP address needs (None: no GeoIP database).
+    sender: Sender | None = None

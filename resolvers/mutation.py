@@ -75,6 +75,7 @@ async def track(info: Info, input: TrackInput) -> TrackPayload:
             environment_id=ctx.environment_id,
             items=[_track_item(input)],
             field_name="input",
+            sender=ctx.sender,
         )
     except UsertrailError as error:
         return _refused(error)
@@ -94,7 +95,10 @@ async def track_batch(info: Info, events: list[TrackInput]) -> TrackPayload:
     ctx = info.context
     try:
         outcome = await ingest.track(
-            ctx.db, environment_id=ctx.environment_id, items=[_track_item(e) for e in events]
+            ctx.db,
+            environment_id=ctx.environment_id,
+            items=[_track_item(e) for e in events],
+            sender=ctx.sender,
         )
     except UsertrailError as error:
         return _refused(error)

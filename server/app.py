@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from graph.schema import build
 from models.db import Database
 from server import export, heap_api, metrics, request_ids, segment_api
 from server.assets import Assets
+from server.client_address import TrustedProxies, open_geo_database, sender_of
 from server.cross_origin import CrossOrigin, allowed_origins
 from server.graphql_app import GraphQLApp
 from server.http_errors import HttpProblem
@@ -36,6 +37,7 @@ from server.persisted_queries import PersistedQueries
 from server.security_headers import SecurityHeaders
 from server.settings import Settings
 from services import autocapture, environments, keys
+from services.geolocation import GeoDatabase, Sender
 
 # Loggers whose unexpected-failure records do not name the request id themselves.
 TAGGED_LOGGERS = ("server.http_errors",)
@@ -48,6 +50,12 @@ class AppState:
     settings: Settings
     db: Database
     default_environment_id: int | None = None
+    geo: GeoDatabase | None = None  # USERTRAIL_GEOIP_DB, opened
+    trusted_proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
+
+    def sender_for(self, request: Request | Any) -> Sender | None:
+        """What locating the events of a request needs (None without a GeoIP database)."""
+        return sender_of(request, self.geo, self.trusted_proxies)
 
     async def environment_for(self, request: Request | Any) -> int:
         """The environment a GraphQL request acts in: its key's (dev mode: `default`)."""
@@ -118,15 +126,20 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
-        app.state.usertrail = AppState(settings, db)
+        app.state.usertrail = AppState(
+            settings, db, geo=geo, trusted_proxies=TrustedProxies(settings.trusted_proxies)
+        )
         autocapture.warm_up()
         _tune_garbage_collector()
         try:
             yield
         finally:
             await db.dispose()
+            if geo is not None:
+                geo.close()
 
     allowed_origins(settings)  # a CORS setting dev mode refuses fails here, not at a request
+    geo = open_geo_database(settings)  # and so does a GeoIP database that cannot be read
     request_ids.tag_logs(*TAGGED_LOGGERS)
     quiet_strawberry_errors()
     schema = build(dev=settings.dev, fast_paths=settings.fast_paths)

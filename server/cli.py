@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from server import admin_cli
-from server.settings import SettingError, Settings, is_loopback, parse_origins
+from server.settings import SettingError, Settings, is_loopback, parse_networks, parse_origins
 
 
 def _database_flag(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGINS",
         help="origins added for /v1 and /api only (default: $USERTRAIL_CORS_INGEST_ORIGINS, "
         "else *: browser SDKs post from any site; '' for none)",
+    )
+    serve.add_argument(
+        "--geoip-db",
+        metavar="PATH",
+        help="a MaxMind DB file (GeoLite2-City.mmdb) locating client events by IP address "
+        "(default: $USERTRAIL_GEOIP_DB, else none: events keep the location clients send)",
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        metavar="CIDRS",
+        help="comma-separated networks of the proxies whose X-Forwarded-For names the client "
+        "(default: $USERTRAIL_TRUSTED_PROXIES, else none: the header is ignored)",
     )
     _database_flag(serve)
     demo = commands.add_parser(
@@ -159,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = _with_cors_flags(settings, args)
+        settings = _with_location_flags(settings, args)
     except SettingError as error:
         print(f"usertrail: {error}", file=sys.stderr)
         return 2
@@ -185,6 +198,22 @@ def _with_cors_flags(settings: Settings, args: argparse.Namespace) -> Settings:
             cors_ingest_origins=parse_origins(args.cors_ingest_origins, "--cors-ingest-origins")
         )
     allowed_origins(settings)
+    return settings
+
+
+def _with_location_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with --geoip-db and --trusted-proxies applied; the GeoIP database is opened
+    once here so that an unusable one stops the command before it migrates or serves."""
+    from server.client_address import open_geo_database
+
+    settings = settings.with_overrides(geoip_db=args.geoip_db)
+    if args.trusted_proxies is not None:
+        settings = settings.with_overrides(
+            trusted_proxies=parse_networks(args.trusted_proxies, "--trusted-proxies")
+        )
+    geo = open_geo_database(settings)
+    if geo is not None:
+        geo.close()
     return settings
 
 
@@ -226,6 +255,9 @@ def serve(settings: Settings, *, demo_users: int = 0, demo_days: int = 14) -> in
         workers=settings.workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+        # Whose X-Forwarded-For names the client is USERTRAIL_TRUSTED_PROXIES' to say
+        # (server/client_address.py); uvicorn's own handling trusts 127.0.0.1 by default.
+        proxy_headers=False,
         **extra,
     )
     return 0

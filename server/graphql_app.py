@@ -176,6 +176,7 @@ class GraphQLApp(GraphQL[Context, None]):
             response=response,
             principal=getattr(request.state, "principal", None),
             request_id=request_ids.id_of(request.scope),
+            sender=state.sender_for(request),
         )
         return context
 

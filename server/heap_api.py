@@ -11,6 +11,7 @@ next to the `errors`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,7 +56,11 @@ def _text_id(value: Any) -> Any:
 
 
 def track_item(entry: dict[str, Any]) -> ingest.TrackItem:
-    """A Heap event as an item of the ingestion service (server-side: source SERVER)."""
+    """A Heap event as an item of the ingestion service (server-side: source SERVER).
+
+    Of a `context` object only `ip` is read: the user's address a server may pass on, which
+    locates the event (services/geolocation.py)."""
+    context = entry.get("context")
     return ingest.TrackItem(
         event=entry.get("event"),
         user_id=entry.get("user_id"),
@@ -64,6 +69,7 @@ def track_item(entry: dict[str, Any]) -> ingest.TrackItem:
         source="SERVER",
         timestamp=entry.get("timestamp"),
         properties=entry.get("properties"),
+        context={"ip": context.get("ip")} if isinstance(context, dict) else None,
         idempotency_key=entry.get("idempotency_key"),
     )
 
@@ -173,8 +179,11 @@ async def _bulk(
 
 @json_api
 async def track(request: Request) -> Response:
-    """POST /api/track: one event, or up to 1000 in `events`."""
-    return await _bulk(request, "events", track_item, ingest.track)
+    """POST /api/track: one event, or up to 1000 in `events`; `context.ip` locates an event."""
+    sender = request.app.state.usertrail.sender_for(request)
+    return await _bulk(
+        request, "events", track_item, functools.partial(ingest.track, sender=sender)
+    )
 
 
 @json_api

@@ -34,6 +34,7 @@ from services import ingest
 from services.batch_items import Placed
 from services.clock import now_us
 from services.errors import InvalidInput
+from services.geolocation import Sender
 from services.links import link_and_track, link_anonymous_ids
 
 MAX_BATCH = 500 * 1024
@@ -89,7 +90,13 @@ async def _ingest(request: Request, kind: str | None) -> Response:
     if kind is None and sent_at is not None:
         _batch_sent_at(sent_at)
     plan = await translate(messages, shared=shared, sent_at=sent_at, received_us=received_us)
-    return await _store(state.db, environment_id, plan, batch="batch" if kind is None else None)
+    return await _store(
+        state.db,
+        environment_id,
+        plan,
+        batch="batch" if kind is None else None,
+        sender=state.sender_for(request),
+    )
 
 
 def _batch_sent_at(value: object) -> None:
@@ -102,13 +109,20 @@ def _batch_sent_at(value: object) -> None:
         ) from None
 
 
-async def _store(db: Database, environment_id: int, plan: Plan, *, batch: str | None) -> Response:
-    """Links, then events, then traits; the answer names each refused message."""
+async def _store(
+    db: Database, environment_id: int, plan: Plan, *, batch: str | None, sender: Sender | None
+) -> Response:
+    """Links, then events, then traits; the answer names each refused message. `sender` locates
+    the events by IP address: `context.ip`, else the request's for client-side messages."""
     # Links, then events: in one write where they fit one service call each (on SQLite), so
     # that a failure stores neither; larger batches commit their links first.
     if len(plan.links) <= MAX_ITEMS and len(plan.events) <= MAX_ITEMS:
         linked, tracked = await link_and_track(
-            db, environment_id=environment_id, links=plan.links.items, items=plan.events.items
+            db,
+            environment_id=environment_id,
+            links=plan.links.items,
+            items=plan.events.items,
+            sender=sender,
         )
         linked.problems = plan.links.problems(linked.problems)
         tracked.problems = plan.events.problems(tracked.problems)
@@ -118,7 +132,10 @@ async def _store(db: Database, environment_id: int, plan: Plan, *, batch: str | 
             lambda batch: link_anonymous_ids(db, environment_id=environment_id, links=batch),
         )
         tracked = await _in_chunks(
-            plan.events, lambda items: ingest.track(db, environment_id=environment_id, items=items)
+            plan.events,
+            lambda items: ingest.track(
+                db, environment_id=environment_id, items=items, sender=sender
+            ),
         )
     traits = await _in_chunks(
         plan.traits,

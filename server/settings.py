@@ -48,6 +48,12 @@ class Settings:
     # the environment even by `Settings()`, so that servers built from defaults (tests, the
     # bench) follow USERTRAIL_FAST_PATHS=0 too.
     fast_paths: bool = field(default_factory=fast_paths_from)
+    # A MaxMind DB file (GeoLite2-City.mmdb, ...) locating client events by IP address
+    # (services/geolocation.py); "": none, events keep the location their context gives.
+    geoip_db: str = ""
+    # Networks (CIDR) of the proxies whose X-Forwarded-For names the client
+    # (server/client_address.py); from any other peer the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -76,6 +82,10 @@ class Settings:
                 env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
             ),
             fast_paths=fast_paths_from(env),
+            geoip_db=env.get("USERTRAIL_GEOIP_DB", "").strip(),
+            trusted_proxies=parse_networks(
+                env.get("USERTRAIL_TRUSTED_PROXIES", ""), "USERTRAIL_TRUSTED_PROXIES"
+            ),
         )
 
     @property
@@ -112,6 +122,8 @@ class Settings:
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
             "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
             "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0",
+            "USERTRAIL_GEOIP_DB": self.geoip_db,
+            "USERTRAIL_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
         }
 
 
@@ -177,3 +189,21 @@ def is_loopback_origin(origin: str) -> bool:
     """True for an http(s) origin on localhost or a loopback address (any port)."""
     found = ORIGIN.fullmatch(origin)
     return found is not None and is_loopback(found.group(2).strip("[]").lower())
+
+
+def parse_networks(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated networks in CIDR form (`10.0.0.0/8`, `fd00::/8`) or single addresses,
+    normalised (`10.1.2.3` is `10.1.2.3/32`). Raises SettingError, naming `name`, for anything
+    else."""
+    networks: list[str] = []
+    for part in (item.strip() for item in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingError(
+                f"{name}: {part!r} is not a network; write CIDRs or addresses separated by "
+                "commas (10.0.0.0/8, 192.168.1.7, fd00::/8)"
+            ) from None
+    return tuple(dict.fromkeys(networks))

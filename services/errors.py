@@ -75,3 +75,14 @@ Unavailable = DatabaseUnavailable
 # UsertrailError either: the request cannot succeed as asked, and the GraphQL layer answers
 # it as QUERY_TIMEOUT, logged in one short line.
 TimedOut = StatementTimeout
+
+
+class UnusableGeoDatabase(Exception):
+    """The GeoIP database a setting names cannot be read (missing, unreadable, not a MaxMind
+    DB file). A failure of the server's configuration, raised at startup: no UsertrailError,
+    since no request could fix it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -29,6 +29,7 @@ from services.batch_items import validated
 from services.batching import GroupWriter, one_by_one
 from services.clock import now_us, row_ids
 from services.errors import InvalidInput, Problem, UsertrailError
+from services.geolocation import Sender, located
 from services.identity import UserKey
 from services.limits import storable
 from services.projections import PROJECTIONS, NewEvents
@@ -158,11 +159,13 @@ def _raw_user_key(
     raise InvalidInput("give userId or identity", field="userId", code="MISSING_USER")
 
 
-def _validate_event(item: TrackItem, index: int, environment_id: int, received_us: int) -> _Valid:
+def _validate_event(
+    item: TrackItem, index: int, environment_id: int, received_us: int, sender: Sender | None
+) -> _Valid:
     source = limits.source(item.source if item.source is not None else "SERVER")
     key, identify_as = _raw_user_key(item, client=source != "SERVER")
     properties = limits.properties(item.properties)
-    context = limits.context(item.context)
+    context = located(source, limits.context(item.context), sender)
     _autocapture_url(properties, context)
     session_id = (
         limits.short_text(item.session_id, "sessionId", "INVALID_SESSION_ID")
@@ -229,10 +232,18 @@ async def track(
     items: Sequence[TrackItem],
     received_us: int | None = None,
     field_name: str = "events",
+    sender: Sender | None = None,
 ) -> Outcome:
-    """Store a batch of events: valid items in one transaction, problems reported per index."""
+    """Store a batch of events: valid items in one transaction, problems reported per index.
+
+    `sender` locates the events by IP address (services/geolocation.py); without it they keep
+    the location their context gives."""
     request = await prepare_track(
-        environment_id=environment_id, items=items, received_us=received_us, field_name=field_name
+        environment_id=environment_id,
+        items=items,
+        received_us=received_us,
+        field_name=field_name,
+        sender=sender,
     )
     if request.items:
         outcome = await writer(db, environment_id).submit(
@@ -249,12 +260,13 @@ async def prepare_track(
     items: Sequence[TrackItem],
     received_us: int | None = None,
     field_name: str = "events",
+    sender: Sender | None = None,
 ) -> TrackRequest:
     """A `track` call validated, ready for `store_track_requests` (no database needed)."""
     limits.batch_size(len(items), field_name)
     received = received_us if received_us is not None else now_us()
     valid, problems = await validated(
-        items, lambda item, index: _validate_event(item, index, environment_id, received)
+        items, lambda item, index: _validate_event(item, index, environment_id, received, sender)
     )
     first_with_key: dict[str, _Valid] = {}
     unique: list[_Valid] = []

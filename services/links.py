@@ -19,6 +19,7 @@ from services import limits
 from services.batch_items import validated
 from services.clock import now_us
 from services.errors import Conflict, Problem, UsertrailError
+from services.geolocation import Sender
 from services.identity import UserKey
 from services.ingest import (
     Outcome,
@@ -84,6 +85,7 @@ async def link_and_track(
     environment_id: int,
     links: Sequence[AnonymousLink],
     items: Sequence[TrackItem],
+    sender: Sender | None = None,
 ) -> tuple[Outcome, Outcome]:
     """`link_anonymous_ids`, then `ingest.track` (Segment: the links of a request's messages
     come before their events).
@@ -96,9 +98,9 @@ async def link_and_track(
     """
     if not db.is_sqlite:
         linked = await link_anonymous_ids(db, environment_id=environment_id, links=links)
-        return linked, await track(db, environment_id=environment_id, items=items)
+        return linked, await track(db, environment_id=environment_id, items=items, sender=sender)
     link_request = await prepare_links(links, "batch")
-    track_request = await prepare_track(environment_id=environment_id, items=items)
+    track_request = await prepare_track(environment_id=environment_id, items=items, sender=sender)
     size = len(link_request.links) + len(track_request.items)
     if size == 0:
         linked, stored = link_request.outcome(), track_request.outcome()

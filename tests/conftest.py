@@ -230,7 +230,16 @@ async def start_server(
         Settings(database_url=database_url, port=port, dev=True).with_overrides(**settings)
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # No proxy_headers, as `usertrail serve` runs uvicorn: the app alone decides whose
+        # X-Forwarded-For to believe (USERTRAIL_TRUSTED_PROXIES, server/client_address.py).
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
