@@ -75,8 +75,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         {"id": MISSING_SEGMENT},
     ),
     ("mutation", "removeSegmentMembers"): (
-        'mutation($id: ID!) { removeSegmentMembers(id: $id, userIds: ["1"]) '
-        "{ errors { code } } }",
+        'mutation($id: ID!) { removeSegmentMembers(id: $id, userIds: ["1"]) { errors { code } } }',
         {"id": MISSING_SEGMENT},
     ),
     ("mutation", "defineEvent"): (
