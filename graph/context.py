@@ -9,6 +9,7 @@ from typing import Any
 from graph.loaders import Loaders
 from models.db import Database
 from services.keys import Principal
+from services.live import LiveHub
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,7 @@ class Context:
     # Who is asking: the environment and scope of the request's API key (dev mode: admin).
     principal: Principal | None = None
     request_id: str | None = None
+    # The process's live subscribers (subscriptions); None where there is none (tests).
+    live: LiveHub | None = None
+    # A WebSocket's `connection_init` payload (Strawberry sets it; the key may be in it).
+    connection_params: Any = None

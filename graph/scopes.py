@@ -53,6 +53,7 @@ ADMIN_FIELDS = (
 )
 FIELD_SCOPES: dict[tuple[str, str], str] = {
     **{("query", name): "read" for name in READ_FIELDS},
+    ("subscription", "liveEvents"): "read",
     **{("mutation", name): "ingest" for name in INGEST_FIELDS},
     **{("mutation", name): "admin" for name in ADMIN_FIELDS},
 }

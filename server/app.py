@@ -20,7 +20,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
@@ -36,6 +37,8 @@ from server.persisted_queries import PersistedQueries
 from server.security_headers import SecurityHeaders
 from server.settings import Settings
 from services import autocapture, environments, keys
+from services.live import LiveHub
+from services.live_notify import Hearing
 
 # Loggers whose unexpected-failure records do not name the request id themselves.
 TAGGED_LOGGERS = ("server.http_errors",)
@@ -48,6 +51,7 @@ class AppState:
     settings: Settings
     db: Database
     default_environment_id: int | None = None
+    live: LiveHub | None = None  # the process's live event subscribers (services/live.py)
 
     async def environment_for(self, request: Request | Any) -> int:
         """The environment a GraphQL request acts in: its key's (dev mode: `default`)."""
@@ -118,12 +122,17 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
-        app.state.usertrail = AppState(settings, db)
+        live = LiveHub(db, queue_size=settings.live_queue)
+        hearing = Hearing(live)
+        await hearing.start()
+        app.state.usertrail = AppState(settings, db, live=live)
         autocapture.warm_up()
         _tune_garbage_collector()
         try:
             yield
         finally:
+            await hearing.close()
+            await live.close()
             await db.dispose()
 
     allowed_origins(settings)  # a CORS setting dev mode refuses fails here, not at a request
@@ -135,6 +144,8 @@ def create_app(settings: Settings) -> Starlette:
     assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allowed_origins=allowed_origins(settings)[0],
         fast_json=settings.fast_paths,
         graphql_ide="graphiql" if settings.introspection_on else None,
         assets=assets,
@@ -146,6 +157,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),  # subscriptions (server/subscriptions.py)
         *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *metrics.routes,

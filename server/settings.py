@@ -48,6 +48,8 @@ class Settings:
     # the environment even by `Settings()`, so that servers built from defaults (tests, the
     # bench) follow USERTRAIL_FAST_PATHS=0 too.
     fast_paths: bool = field(default_factory=fast_paths_from)
+    # Events a live subscriber's queue holds before more are dropped (and counted).
+    live_queue: int = 1000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -76,6 +78,7 @@ class Settings:
                 env.get("USERTRAIL_STATEMENT_TIMEOUT", str(DEFAULT_STATEMENT_TIMEOUT))
             ),
             fast_paths=fast_paths_from(env),
+            live_queue=int(env.get("USERTRAIL_LIVE_QUEUE", "1000")),
         )
 
     @property
@@ -112,6 +115,7 @@ class Settings:
             "USERTRAIL_PERSISTED_QUERY_BYTES": str(self.persisted_query_bytes),
             "USERTRAIL_STATEMENT_TIMEOUT": str(self.statement_timeout),
             "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0",
+            "USERTRAIL_LIVE_QUEUE": str(self.live_queue),
         }
 
 
