@@ -219,6 +219,8 @@ class ScopeCheck(SchemaExtension):
                     # Only keys without `read` can be refused below the root.
                     schema = context.schema._schema
                     error = nested_refusal(schema, document, operation, principal)
+                if error is not None and kind == "subscription":
+                    raise error  # Strawberry ignores a result set here for subscriptions
                 if error is not None:
                     context.result = PreExecutionError(data=None, errors=[error])
         yield

@@ -61,7 +61,7 @@ def live_filter(given: LiveEventFilter) -> LiveFilter:
         elif given.identity is not None:
             user = UserKey("identity", limits.storable(str(given.identity), "identity"))
     except UsertrailError as error:
-        raise _bad(error.field or "filter", f"{error.field}: {error.message}") from None
+        raise _bad(error.field or "filter", f"{error.field}: {error.message}", error.code) from None
     sources = None
     if given.sources is not None:
         sources = frozenset(s.value for s in given.sources)
@@ -71,5 +71,5 @@ def live_filter(given: LiveEventFilter) -> LiveFilter:
     return LiveFilter(user=user, type=given.type, sources=sources)
 
 
-def _bad(field: str, message: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT", "field": field})
+def _bad(field: str, message: str, code: str = "BAD_USER_INPUT") -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, "field": field})

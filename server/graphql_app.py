@@ -105,6 +105,8 @@ def outcome_of(result: ExecutionResult) -> str:
 class GraphQLApp(GraphQL[Context, None]):
     """Authenticates, builds a Context (database, environment, loaders, caller) per request."""
 
+    websocket_adapter_class = subscriptions.TextFrames
+
     def __init__(
         self,
         schema: Any,

@@ -14,15 +14,30 @@ origins USERTRAIL_CORS_ORIGINS allows on /graphql, and in dev mode from loopback
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 
 from graph.context import Context
 from graph.loaders import Loaders
 from server import auth
 from server.settings import is_loopback_origin
+
+
+class TextFrames(ASGIWebSocketAdapter):
+    """Messages as text frames, as graphql-transport-ws requires (Strawberry sends the bytes
+    an orjson `encode_json` returns as binary frames, which clients refuse)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 def connection_key(context: Context) -> str | None:

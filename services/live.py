@@ -82,6 +82,8 @@ class Subscription:
     closed: bool = False
 
     def offer(self, row: Any) -> None:
+        if self.closed:  # unsubscribed while its rows were being read
+            return
         if len(self._rows) >= self.queue_size:
             self._dropped += 1
             DROPPED.inc()
@@ -137,6 +139,10 @@ class LiveHub:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read_pending())
         return subscription
+
+    def subscriber_count(self) -> int:
+        """Subscriptions open in this process."""
+        return sum(len(s) for s in self._subscribers.values())
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription.closed:
