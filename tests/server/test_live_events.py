@@ -20,12 +20,15 @@ from tests.server.conftest import Tenants
 from tests.server.live_clients import (
     WAIT_SECONDS,
     Subscriber,
-    raw_connection,
     errors_of,
+    raw_connection,
     received,
     send_everywhere,
     subscribe,
 )
+
+NODE_SESSION = "query($id: ID!) { node(id: $id) { ... on Event { session { id } } } }"
+TRACK_BATCH = "mutation($e: [TrackInput!]!) { trackBatch(events: $e) { accepted } }"
 
 
 async def subscribed(server: RunningServer, count: int) -> None:
@@ -61,7 +64,7 @@ async def test_events_from_every_route_reach_the_subscriber(
             await http.post(
                 "/graphql",
                 json={
-                    "query": "query($id: ID!) { node(id: $id) { ... on Event { session { id } } } }",
+                    "query": NODE_SESSION,
                     "variables": {"id": event["id"]},
                 },
             )
@@ -223,7 +226,7 @@ async def test_a_stalled_subscriber_is_bounded_and_told_what_it_lost(
                         for i in range(size)
                     ]
                     body = {
-                        "query": "mutation($e: [TrackInput!]!) { trackBatch(events: $e) { accepted } }",
+                        "query": TRACK_BATCH,
                         "variables": {"e": events},
                     }
                     answer = (await http.post("/graphql", json=body)).json()
