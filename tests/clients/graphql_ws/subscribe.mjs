@@ -1,7 +1,8 @@
 // A graphql-ws subscriber (the graphql-transport-ws protocol, as Apollo and Relay apps use it)
 // against a real Usertrail server, run by tests/clients/test_graphql_ws_client.py.
 // Usage: node subscribe.mjs <ws url> <events to wait for> [filter JSON] [key]
-// Prints `connected`, then one JSON line per liveEvents message; exits 0 after the count.
+// Prints `connected`, then one JSON line per liveEvents message; exits 0 once it has seen the
+// count of events with a numeric `n` property (other events, e.g. probes, are printed only).
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -31,8 +32,9 @@ try {
       console.error(JSON.stringify(result.errors));
       process.exit(2);
     }
-    console.log(JSON.stringify(result.data.liveEvents));
-    seen += 1;
+    const message = result.data.liveEvents;
+    console.log(JSON.stringify(message));
+    if (typeof message.event?.properties?.n === 'number') seen += 1;
     if (seen >= Number(wanted)) break;
   }
 } catch (error) {
