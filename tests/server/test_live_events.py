@@ -188,6 +188,23 @@ async def test_origins_in_dev_mode(server: RunningServer) -> None:
         assert refused.value.response.status_code == 403
 
 
+async def test_origins_outside_dev_mode(tenants: Tenants) -> None:
+    url = tenants.url.replace("http://", "ws://") + "/graphql"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            url, subprotocols=["graphql-transport-ws"], origin="https://evil.example"
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+    # A page on the server's own origin may connect (and still needs a key).
+    async with raw_connection(
+        tenants.url,
+        {"Authorization": f"Bearer {tenants.alpha.keys['read']}"},
+        origin=tenants.url,
+    ):
+        pass
+
+
 # ------------------------------------------------------------------- a stalled subscriber
 
 
