@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.db import after_commit
@@ -84,9 +85,12 @@ def decode(payload: str) -> tuple[int, list[EventKey]]:
 
 
 async def _notify(engine: AsyncEngine, payloads: list[str]) -> None:
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        await conn.execute(NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            await conn.execute(NOTIFY, {"channel": CHANNEL, "payloads": payloads})
+    except (OSError, SQLAlchemyError) as error:  # stored all the same; live streams miss them
+        log.warning("live events: could not announce stored events: %s", error)
 
 
 async def _tell_local(url: str, environment_id: int, keys: list[EventKey]) -> None:
