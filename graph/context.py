@@ -44,3 +44,4 @@ class Context:
     live: LiveHub | None = None
     # A WebSocket's `connection_init` payload (Strawberry sets it; the key may be in it).
     connection_params: Any = None
+    websocket: bool = False  # a subscription's connection (subscriptions need one)

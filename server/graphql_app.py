@@ -177,6 +177,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 build=BUILDERS,
                 request=request,
                 response=response,
+                websocket=True,
             )
         environment_id = await state.environment_for(request)
         context = request.state.graphql_context = Context(

@@ -277,3 +277,12 @@ async def test_a_stalled_subscriber_is_bounded_and_told_what_it_lost(
     finally:
         server.should_exit = True
         await task
+
+
+async def test_a_subscription_over_http_says_to_use_websocket(http: httpx.AsyncClient) -> None:
+    body = {"query": "subscription { liveEvents { dropped } }"}
+    answer = (await http.post("/graphql", json=body)).json()
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"] == {"code": "SUBSCRIPTION_NEEDS_WEBSOCKET"}
+    assert "graphql-transport-ws" in error["message"]
