@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 from rich.console import Console
 
-from bench import bench_definitions, ingestion, internals, peer, queries, request_latency
+from bench import bench_definitions, ingestion, internals, live, peer, queries, request_latency
 from bench import dataset as datasets
 from bench import export as exports
 from bench.databases import DEFAULT_PG_URL, Databases, asyncpg_dsn
@@ -42,6 +42,8 @@ QUICK = {
     "definition_events": 20_000,
     "latency_runs": 2,
     "internals_rounds": 3,
+    "live_events": 20,
+    "live_flood_batches": 4,
 }
 FULL = {
     "users": 100_000,
@@ -52,6 +54,8 @@ FULL = {
     "definition_events": 1_000_000,
     "latency_runs": 10,
     "internals_rounds": 15,
+    "live_events": 200,
+    "live_flood_batches": 40,
 }
 
 
@@ -108,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a Citus coordinator's admin URL: adds a Citus column (its workers from pg_dist_node)",
     )
     parser.add_argument("--no-peer", action="store_true", help="skip PostGraphile")
+    parser.add_argument(
+        "--live-events", type=int, help="events timed from track to a subscriber (200)"
+    )
+    parser.add_argument(
+        "--live-flood-batches",
+        type=int,
+        help="batches of 500 events stored while a subscriber stalls (40)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: " + str(QUICK))
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file ({RESULTS})")
     parser.add_argument("--keep", action="store_true", help="keep the databases (debugging)")
@@ -154,6 +166,7 @@ class Run:
             "definitions": {},
             "internals": {},
             "export": {},
+            "live": {},
         }
 
     def say(self, message: str) -> None:
@@ -340,6 +353,16 @@ async def _run_stages(bench: Run, databases: Databases, dialects: list[str]) -> 
         results["peer"]["postgraphile"] = {"skipped": "needs PostgreSQL"}
     else:
         await bench.stage("PostGraphile", lambda: _peer(bench, databases, urls["postgresql"], data))
+    for dialect, url in urls.items():  # last: it stores events of users of its own
+
+        async def stream(dialect: str = dialect, url: str = url) -> None:
+            bench.say(f"live events on {dialect}")
+            log = databases.directory / f"server-{dialect}-live.log"
+            results["live"][dialect] = await live.measure(
+                url, log, events=args.live_events, flood_batches=args.live_flood_batches
+            )
+
+        await bench.stage(f"live events on {dialect}", stream)
 
 
 async def _peer(bench: Run, databases: Databases, url: str, data: datasets.Dataset) -> None:

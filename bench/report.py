@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench import export, internals, request_latency
+from bench import export, internals, live, request_latency
 
 DIALECTS = ("sqlite", "postgresql")
 ROUTES = {
@@ -224,6 +224,8 @@ def build_table(results: dict[str, Any]) -> Table:
     internals.add_rows(table, results)
     table.add_section()
     export.add_rows(table, results)
+    table.add_section()
+    live.add_rows(table, results)
     return table
 
 

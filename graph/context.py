@@ -10,6 +10,7 @@ from graph.loaders import Loaders
 from models.db import Database
 from services.geolocation import Sender
 from services.keys import Principal
+from services.live import LiveHub
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,8 @@ class Context:
     request_id: str | None = None
     # What locating the request's events by IP address needs (None: no GeoIP database).
     sender: Sender | None = None
+    # The process's live subscribers (subscriptions); None where there is none (tests).
+    live: LiveHub | None = None
+    # A WebSocket's `connection_init` payload (Strawberry sets it; the key may be in it).
+    connection_params: Any = None
+    websocket: bool = False  # a subscription's connection (subscriptions need one)

@@ -22,6 +22,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph.query_limits import DocumentShapeLimiter, ListLimiter
@@ -122,6 +123,27 @@ class SkippableValidationCache(ValidationCache):
         yield from super().on_validate()
 
 
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent over HTTP is refused, saying where to send it (it would otherwise
+    run as a query and fail)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        over_websocket = getattr(context.context, "websocket", False)
+        if (
+            context.result is None
+            and context.operation_type is OperationType.SUBSCRIPTION
+            and not over_websocket
+        ):
+            error = GraphQLError(
+                "subscriptions are served over WebSocket: connect to ws://<host>/graphql "
+                "with the graphql-transport-ws protocol (e.g. the graphql-ws client)",
+                extensions={"code": "SUBSCRIPTION_NEEDS_WEBSOCKET"},
+            )
+            context.result = PreExecutionError(data=None, errors=[error])
+        yield
+
+
 class SharedReads(SchemaExtension):
     """A query's loaders read through one connection (graph/loaders.py); mutations don't.
 
@@ -146,6 +168,7 @@ def extensions_for(*, dev: bool) -> list[Callable[[], Any]]:
         lambda: AddValidationRules(QUERY_RULES),
         lambda: SkippableValidationCache(maxsize=CACHE_SIZE),
         ScopeCheck,
+        SubscriptionsOverWebSocket,
         ListLimiter,
         SharedReads,
         lambda: UnexpectedErrors(mask=not dev),

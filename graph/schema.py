@@ -11,6 +11,7 @@ from graph.definition import EventDefinition, EventDefinitionPayload
 from graph.event import Event
 from graph.execution import FastExecutor
 from graph.extensions import extensions_for
+from graph.live import LiveEvent
 from graph.payloads import (
     DeletePayload,
     EventName,
@@ -23,7 +24,7 @@ from graph.scalars import SCALAR_OVERRIDES
 from graph.segment import Segment, SegmentPayload
 from graph.session import Session, SessionConnection
 from graph.user import User, UserConnection
-from resolvers import definitions, lists, mutation, query, segments
+from resolvers import definitions, lists, live, mutation, query, segments
 
 # The types that fields of the types below them return (graph/context.Builders).
 BUILDERS = Builders(session=Session.from_row, user=User.from_row)
@@ -118,6 +119,14 @@ class Mutation:
     )
 
 
+@strawberry.type(description="Streams, over WebSocket (graphql-transport-ws).")
+class Subscription:
+    live_events: LiveEvent = strawberry.subscription(
+        resolver=live.live_events,
+        description="The environment's events as they are stored (filter: optional).",
+    )
+
+
 def build(*, dev: bool, fast_paths: bool = True) -> strawberry.Schema:
     """The schema with the request-safety extensions of graph/extensions.py.
 
@@ -129,6 +138,7 @@ def build(*, dev: bool, fast_paths: bool = True) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[User, Session, Event, Segment, EventDefinition],
         extensions=extensions_for(dev=dev),
         execution_context_class=FastExecutor if fast_paths else None,

@@ -57,6 +57,7 @@ ADMIN_FIELDS = (
 )
 FIELD_SCOPES: dict[tuple[str, str], str] = {
     **{("query", name): "read" for name in READ_FIELDS},
+    ("subscription", "liveEvents"): "read",
     **{("mutation", name): "ingest" for name in INGEST_FIELDS},
     **{("mutation", name): "admin" for name in ADMIN_FIELDS},
 }
@@ -222,6 +223,8 @@ class ScopeCheck(SchemaExtension):
                     # Only keys without `read` can be refused below the root.
                     schema = context.schema._schema
                     error = nested_refusal(schema, document, operation, principal)
+                if error is not None and kind == "subscription":
+                    raise error  # Strawberry ignores a result set here for subscriptions
                 if error is not None:
                     context.result = PreExecutionError(data=None, errors=[error])
         yield

@@ -260,15 +260,19 @@ class Database:
     async def _write_once(self) -> AsyncIterator[AsyncConnection]:
         if self._write_lock is None:
             async with self.write_engine.begin() as conn:
+                committed = _start_after_commit(conn)
                 if self.statement_timeout is not None:  # reads only (see the module docstring)
                     await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 yield conn
+            await _run_after_commit(committed)
             return
         async with self._write_lock:
             async with self.write_engine.begin() as conn:
+                committed = _start_after_commit(conn)
                 yield conn
             if self._checkpointer is not None:
                 self._checkpointer.after_commit()
+        await _run_after_commit(committed)  # outside the lock: the next write need not wait
 
     async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, committed before returning; retried on conflicts.
@@ -316,6 +320,32 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+
+
+AFTER_COMMIT = "usertrail.after_commit"
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(conn: AsyncConnection, callback: AfterCommit) -> None:
+    """Call `callback` once the write transaction `conn` belongs to has committed; never when
+    it rolls back (a retried attempt's callbacks go with it). Only in `Database.write`."""
+    conn.info[AFTER_COMMIT].append(callback)
+
+
+def _start_after_commit(conn: AsyncConnection) -> list[AfterCommit]:
+    # The connection's info outlives the checkout: each transaction starts a fresh list.
+    pending: list[AfterCommit] = []
+    conn.info[AFTER_COMMIT] = pending
+    return pending
+
+
+async def _run_after_commit(pending: list[AfterCommit]) -> None:
+    for callback in pending:
+        try:
+            await callback()
+        except Exception:  # the write is committed: a follower's failure is only logged
+            log.exception("a callback after a committed write failed")
+    pending.clear()
 
 
 class Checkpointer:

@@ -20,7 +20,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graph.extensions import quiet_strawberry_errors, without_introspection
 from graph.schema import build
@@ -38,6 +39,8 @@ from server.security_headers import SecurityHeaders
 from server.settings import Settings
 from services import autocapture, environments, keys
 from services.geolocation import GeoDatabase, Sender
+from services.live import LiveHub
+from services.live_notify import Hearing
 
 # Loggers whose unexpected-failure records do not name the request id themselves.
 TAGGED_LOGGERS = ("server.http_errors",)
@@ -56,6 +59,7 @@ class AppState:
     def sender_for(self, request: Request | Any) -> Sender | None:
         """What locating the events of a request needs (None without a GeoIP database)."""
         return sender_of(request, self.geo, self.trusted_proxies)
+    live: LiveHub | None = None  # the process's live event subscribers (services/live.py)
 
     async def environment_for(self, request: Request | Any) -> int:
         """The environment a GraphQL request acts in: its key's (dev mode: `default`)."""
@@ -126,14 +130,23 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url, statement_timeout=settings.statement_timeout)
+        live = LiveHub(db, queue_size=settings.live_queue)
+        hearing = Hearing(live)
+        await hearing.start()
         app.state.usertrail = AppState(
-            settings, db, geo=geo, trusted_proxies=TrustedProxies(settings.trusted_proxies)
+            settings,
+            db,
+            geo=geo,
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            live=live,
         )
         autocapture.warm_up()
         _tune_garbage_collector()
         try:
             yield
         finally:
+            await hearing.close()
+            await live.close()
             await db.dispose()
             if geo is not None:
                 geo.close()
@@ -148,6 +161,8 @@ def create_app(settings: Settings) -> Starlette:
     assets = Assets(Path(settings.assets_dir)) if settings.assets_dir else Assets()
     graphql = GraphQLApp(
         schema,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allowed_origins=allowed_origins(settings)[0],
         fast_json=settings.fast_paths,
         graphql_ide="graphiql" if settings.introspection_on else None,
         assets=assets,
@@ -159,6 +174,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *page_routes,  # GET /: the Users & Sessions page, and its files under /page/
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),  # subscriptions (server/subscriptions.py)
         *assets.routes(),
         Route("/healthz", healthz, methods=["GET"]),
         *metrics.routes,

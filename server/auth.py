@@ -48,7 +48,11 @@ class Refused(Exception):
 
 def bearer_key(headers: Headers) -> str | None:
     """The key of an `Authorization: Bearer` header, None without the header."""
-    header = headers.get("authorization")
+    return key_of(headers.get("authorization"))
+
+
+def key_of(header: str | None) -> str | None:
+    """The key of an `Authorization` value `Bearer <key>`, None without one."""
     if header is None:
         return None
     scheme, _, credentials = header.strip().partition(" ")
@@ -59,11 +63,20 @@ def bearer_key(headers: Headers) -> str | None:
 
 async def authenticate(request: Request) -> Principal:
     """The principal of the request's key (dev mode: admin of `default`), or Refused."""
-    state: Any = request.app.state.usertrail
+    return await authenticate_header(
+        request.app.state.usertrail, request.headers.get("authorization")
+    )
+
+
+async def authenticate_header(state: Any, header: str | None) -> Principal:
+    """The principal of an `Authorization` value (dev mode: admin of `default`), or Refused.
+
+    WebSocket subscriptions send it in their `connection_init` payload (server/graphql_app.py).
+    """
     try:
         if state.settings.dev:
-            return Principal(await state.environment_for(request), "admin")
-        key = bearer_key(request.headers)
+            return Principal(await state.environment_for(None), "admin")
+        key = key_of(header)
         if key is None:
             raise Refused(401, "UNAUTHENTICATED", f"this API needs an API key: {HOW}")
         principal = await state.principal_for_key(key)

@@ -27,6 +27,7 @@ from cross_web import HTTPException
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -37,7 +38,7 @@ from graph.context import Context
 from graph.extensions import is_unexpected, report_unexpected
 from graph.loaders import Loaders
 from graph.schema import BUILDERS
-from server import auth, ide, request_ids
+from server import auth, ide, request_ids, subscriptions
 from server.assets import Assets
 from server.http_errors import CLIENT_CLOSED, JSON_REFUSED, JSONBody, parse_json
 from server.persisted_queries import (
@@ -104,6 +105,8 @@ def outcome_of(result: ExecutionResult) -> str:
 class GraphQLApp(GraphQL[Context, None]):
     """Authenticates, builds a Context (database, environment, loaders, caller) per request."""
 
+    websocket_adapter_class = subscriptions.TextFrames
+
     def __init__(
         self,
         schema: Any,
@@ -131,8 +134,8 @@ class GraphQLApp(GraphQL[Context, None]):
         raise NotImplementedError("the GraphiQL page is server/ide.py's")
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if not isinstance(request, Request):  # no subscriptions, and no way around the key
-            return await self.reject_websocket(request)
+        if not isinstance(request, Request):  # a subscription (server/subscriptions.py)
+            return await super().run(request, context, root_value)
         if self.should_render_graphql_ide(self.request_adapter_class(request)):
             if self.graphql_ide:
                 return await self.render_graphql_ide(request)
@@ -165,6 +168,17 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | Any, response: Response | Any) -> Context:
         state = request.app.state.usertrail
+        if isinstance(request, WebSocket):  # filled in by on_ws_connect, from the key
+            return Context(
+                db=state.db,
+                environment_id=0,
+                dev=state.settings.dev,
+                loaders=Loaders(state.db, 0),
+                build=BUILDERS,
+                request=request,
+                response=response,
+                websocket=True,
+            )
         environment_id = await state.environment_for(request)
         context = request.state.graphql_context = Context(
             db=state.db,
@@ -179,6 +193,14 @@ class GraphQLApp(GraphQL[Context, None]):
             sender=state.sender_for(request),
         )
         return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, Any] | None:
+        return await subscriptions.authenticate(context)
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        return super().is_websocket_origin_allowed(request, origin) or (
+            subscriptions.origin_allowed(request, origin)
+        )
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         """GraphiQL for a browser's GET, not for a persisted query's (`?extensions=...`)."""

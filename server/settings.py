@@ -54,6 +54,8 @@ class Settings:
     # Networks (CIDR) of the proxies whose X-Forwarded-For names the client
     # (server/client_address.py); from any other peer the header is ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # Events a live subscriber's queue holds before more are dropped (and counted).
+    live_queue: int = 1000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             trusted_proxies=parse_networks(
                 env.get("USERTRAIL_TRUSTED_PROXIES", ""), "USERTRAIL_TRUSTED_PROXIES"
             ),
+            live_queue=int(env.get("USERTRAIL_LIVE_QUEUE", "1000")),
         )
 
     @property
@@ -124,6 +127,7 @@ class Settings:
             "USERTRAIL_FAST_PATHS": "1" if self.fast_paths else "0",
             "USERTRAIL_GEOIP_DB": self.geoip_db,
             "USERTRAIL_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
+            "USERTRAIL_LIVE_QUEUE": str(self.live_queue),
         }
 
 

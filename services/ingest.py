@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models import Event, IdempotencyKey, User
 from models.db import Database
 from services import identity as identities
-from services import limits, telemetry
+from services import limits, live_notify, telemetry
 from services.autocapture import split_url
 from services.batch_items import validated
 from services.batching import GroupWriter, one_by_one
@@ -352,6 +352,8 @@ async def _store_events(
     for item in items:
         item.outcome.accepted += 1
         item.outcome.stored[item.index] = (item.row["user_id"], item.row["id"])
+    keys = [(item.row["user_id"], item.row["id"]) for item in items]
+    live_notify.announce(conn, environment_id=environment_id, keys=keys)  # after the commit
 
 
 async def _route_users(

@@ -1,6 +1,7 @@
 // The Users & Sessions page: a hash router over three views, and the API key gate.
 import { ApiError, NeedsKey, apiKey, forgetKey, rememberKey } from "./api.js";
 import { fill, h } from "./dom.js";
+import { liveView, stopLive } from "./live.js";
 import { sessionsView } from "./sessions.js";
 import { userView } from "./user.js";
 import { usersView } from "./users.js";
@@ -21,10 +22,12 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   keyButton.hidden = !apiKey();
+  stopLive();
   main.setAttribute("aria-busy", "true");
   try {
     if (parts[0] === "user" && parts[1]) await userView(main, decodeURIComponent(parts[1]), params);
     else if (parts[0] === "sessions") await sessionsView(main);
+    else if (parts[0] === "live") await liveView(main);
     else await usersView(main);
     main.querySelector("h1")?.focus({ preventScroll: true });
   } catch (error) {
