@@ -39,7 +39,14 @@ def test_keys_of_distributed_tables_include_their_distribution_column() -> None:
 
 
 def test_per_user_tables_are_co_located_with_users() -> None:
-    assert set(PER_USER) == {"users", "sessions", "events", "definition_matches", "rage_clicks"}
+    assert set(PER_USER) == {
+        "users",
+        "sessions",
+        "events",
+        "definition_matches",
+        "rage_clicks",
+        "user_versions",
+    }
     assert all(DISTRIBUTED[name] == ("user_id", "users") for name in PER_USER if name != "users")
 
 
