@@ -225,7 +225,9 @@ async def test_walks_while_data_arrives_never_repeat_or_skip(api: Api, sort: dic
         # before their first, some opening sessions), new values, new users, a merge.
         movers = rng.sample(sorted(times), 6)
         arriving = [event(u, NOW - timedelta(minutes=rng.uniform(0, 5))) for u in movers[:2]]
-        arriving += [event(u, min(times[u]) - timedelta(hours=3)) for u in movers[2:4]]
+        arriving += [
+            event(u, min(times[u]) - timedelta(hours=rng.uniform(10, 60))) for u in movers[2:4]
+        ]
         arriving += [event(u, NOW - timedelta(hours=rng.uniform(1, 9))) for u in movers[4:]]
         arriving += [event(2000 + step, NOW)]
         await api.track_batch(arriving)
