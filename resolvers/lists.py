@@ -65,6 +65,13 @@ async def users(
         position = OrderCursor(*asked.cursor) if asked.cursor is not None else None
         if order.field != "PROPERTY" and position is not None:
             position = OrderCursor((position.key,), position.user_id, position.snapshot_us)
+        if position is not None and user_order.expired(position, ctx.loaders.now_us):
+            argument = "before" if asked.backward else "after"
+            raise GraphQLError(
+                f"`{argument}` is a cursor of a listing begun over a day ago: start again "
+                "from the first page",
+                extensions={"code": "BAD_USER_INPUT", "field": argument},
+            )
 
     async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
         named = await segment_filters(conn, environment_id, wanted, budget=request_budget(ctx))

@@ -26,6 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models import User, UserVersion
 from models.property_values import sort_text
+from services import user_versions
 from services.condition_sql import IntegerColumn, Operand, PostgresJson, SqliteJson, pg_number
 from services.errors import InvalidInput
 from services.filters import user_operand
@@ -94,6 +95,12 @@ class OrderedUser:
     cursor: OrderCursor
 
 
+def expired(cursor: OrderCursor, now_us: int) -> bool:
+    """Whether the cursor's listing began too long ago: the versions that would place users
+    changed since then are gone (services/user_versions.py keeps them a day)."""
+    return cursor.snapshot_us < now_us - user_versions.KEPT_FOR_US
+
+
 def property_cursor_key(parts: Sequence[Any]) -> tuple[int, str, str] | None:
     """A property cursor's key read back (class, number, text), or None if it is not one."""
     if len(parts) != 3 or parts[0] not in (NUMERIC, TEXT, MISSING):
@@ -122,7 +129,7 @@ async def users_page(
     where = [U.c.environment_id == environment_id, *conditions]
     if after is not None:
         where += [U.c.sorted_us <= snapshot, U.c.created_us <= snapshot]
-        where.append(_past(order, current, after, backward, dialect))
+        where.append(_past(order, current, U.c.user_id, after, backward, dialect))
     rows = list(
         await conn.execute(
             select(U, *_labelled(current))
@@ -148,30 +155,43 @@ async def _movers(
 ) -> list[Any]:
     """Users whose sort keys changed after the snapshot, placed by their version then."""
     snapshot = after.snapshot_us
-    later = V.alias("later")
-    first_after = (
-        select(func.min(later.c.until_us))
-        .where(
-            later.c.environment_id == U.c.environment_id,
-            later.c.user_id == U.c.user_id,
-            later.c.until_us > snapshot,
+    dialect = conn.dialect.name
+
+    def then(key: Any, now: Any) -> Any:
+        """The key in the user's first version past the snapshot: one index probe."""
+        version = (
+            select(key)
+            .where(
+                V.c.environment_id == U.c.environment_id,
+                V.c.user_id == U.c.user_id,
+                V.c.until_us > snapshot,
+            )
+            .order_by(V.c.until_us)
+            .limit(1)
+            .correlate(U)
+            .scalar_subquery()
         )
-        .correlate(U)
-        .scalar_subquery()
-    )
-    then = _keys(order, V, conn.dialect.name)
-    rows = await conn.execute(
-        select(U, *_labelled(then))
-        .join(V, and_(V.c.environment_id == U.c.environment_id, V.c.user_id == U.c.user_id))
+        return func.coalesce(version, now)
+
+    keys = [
+        then(k, now)
+        for k, now in zip(_keys(order, V, dialect), _keys(order, U, dialect), strict=True)
+    ]
+    moved = (
+        select(U, *_labelled(keys))
         .where(
             U.c.environment_id == environment_id,
             *conditions,
             U.c.sorted_us > snapshot,
             U.c.created_us <= snapshot,
-            V.c.until_us == first_after,
-            _past(order, then, after, backward, conn.dialect.name),
         )
-        .order_by(*_order_by(order, then, U.c.user_id, backward))
+        .subquery()
+    )
+    placed = [moved.c[f"sort_{i}"] for i in range(len(keys))]
+    rows = await conn.execute(
+        select(moved)
+        .where(_past(order, placed, moved.c.user_id, after, backward, dialect))
+        .order_by(*_order_by(order, placed, moved.c.user_id, backward))
         .limit(limit)
     )
     return list(rows)
@@ -247,10 +267,15 @@ def _bound(order: UserOrder, cursor: OrderCursor, dialect: str) -> list[Any]:
 
 
 def _past(
-    order: UserOrder, keys: Sequence[Any], cursor: OrderCursor, backward: bool, dialect: str
+    order: UserOrder,
+    keys: Sequence[Any],
+    user_id: Any,
+    cursor: OrderCursor,
+    backward: bool,
+    dialect: str,
 ) -> ColumnElement[bool]:
     """Users strictly past the cursor in the page's reading order."""
-    columns = [*keys, U.c.user_id]
+    columns = [*keys, user_id]
     bounds = _bound(order, cursor, dialect)
     ups = _ascending(order, backward)
     if len(set(ups)) == 1:  # one direction: a row comparison, which indexes serve

@@ -7,7 +7,9 @@ until the write's time, and marks the user changed then (`users.sorted_us`). A l
 reads a user changed since the snapshot from the first version valid past it: the value the
 first page saw.
 
-Several writes at one time keep the first version (the state before all of them).
+Several writes at one time keep the first version (the state before all of them). A listing's
+cursors last `KEPT_FOR_US` (services/user_order.py refuses older ones), so each write also
+drops the users' versions older than that: none of them can be read any more.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from sqlalchemy import BigInteger, Table, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session, User, UserVersion
-from services.clock import now_us
+from services.clock import DAY_US, now_us
 from services.sql import chunks, insert_ignoring_duplicates
 
 U = User.__table__
 V = UserVersion.__table__
 E = Event.__table__
 S = Session.__table__
+KEPT_FOR_US = DAY_US
 KEPT = ("identity", "email", "properties", "autocaptured")
 COUNTED = ("first_seen_us", "event_count", "session_count")
 
@@ -55,6 +58,13 @@ async def keep(
             ).from_select(["environment_id", "user_id", "until_us", *columns], current)
         )
         await conn.execute(update(U).where(*mine).values(sorted_us=at))
+        await conn.execute(
+            delete(V).where(
+                V.c.environment_id == environment_id,
+                V.c.user_id.in_(chunk),
+                V.c.until_us < at - KEPT_FOR_US,
+            )
+        )
 
 
 async def count(

@@ -4,6 +4,7 @@ property updates and merges arrive never repeat or skip a user; errors name the 
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 from collections.abc import AsyncIterator
@@ -269,3 +270,18 @@ async def test_statement_count_per_page_is_constant(api: Api, server: RunningSer
         counts[first] = server.db.statement_count - before
         assert len(data["users"]["edges"]) == first
     assert counts[5] == counts[30], counts
+
+
+async def test_a_cursor_older_than_a_day_is_refused(loaded: tuple[Api, dict]) -> None:
+    api, _ = loaded
+    page = await api.gql(USERS, order=order("EVENT_COUNT", "DESC"), first=2)
+    cursor = page["users"]["pageInfo"]["endCursor"]
+    kind, key, user, snapshot = base64.urlsafe_b64decode(cursor + "==").decode().split(":")
+    stale = f"{kind}:{key}:{user}:{int(snapshot) - 25 * 3600 * 10**6}"
+    forged = base64.urlsafe_b64encode(stale.encode()).decode().rstrip("=")
+    for arguments in ({"first": 2, "after": forged}, {"last": 2, "before": forged}):
+        sort = order("EVENT_COUNT", "DESC")
+        [error] = (await api.raw(USERS, order=sort, **arguments))["errors"]
+        field = "after" if "after" in arguments else "before"
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+        assert "start again from the first page" in error["message"]
