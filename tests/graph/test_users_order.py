@@ -4,6 +4,7 @@ property updates and merges arrive never repeat or skip a user; errors name the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import re
@@ -13,8 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from alembic import command
 
-from tests.conftest import RunningServer
+from models.migrate import alembic_config
+from tests.conftest import RunningServer, start_server
 from tests.support import Api
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -285,3 +288,23 @@ async def test_a_cursor_older_than_a_day_is_refused(loaded: tuple[Api, dict]) ->
         field = "after" if "after" in arguments else "before"
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
         assert "start again from the first page" in error["message"]
+
+
+async def test_the_migration_counts_events_and_sessions_of_stored_users(
+    api: Api, database_url: str
+) -> None:
+    times = population(random.Random(8))
+    await api.track_batch([event(u, t) for u, ts in times.items() for t in ts])
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0007")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    running, server, task = await start_server(database_url)  # no statement cached before
+    try:
+        async with Api(running.url) as fresh:
+            for field in ("EVENT_COUNT", "SESSION_COUNT"):
+                page = await fresh.gql(USERS, order=order(field, "DESC"), first=100)
+                listed = [e["node"]["userId"] for e in page["users"]["edges"]]
+                assert listed == expected(times, field, "DESC")
+    finally:
+        server.should_exit = True
+        await task
