@@ -308,3 +308,27 @@ async def test_the_migration_counts_events_and_sessions_of_stored_users(
     finally:
         server.should_exit = True
         await task
+
+
+FILTERED = """query($order: UserOrder, $filter: UserFilter, $first: Int, $after: String) {
+  users(orderBy: $order, filter: $filter, first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { node { userId } } } }"""
+
+
+@pytest.mark.parametrize("field", ["LAST_SEEN", "EVENT_COUNT", "PROPERTY"])
+async def test_a_filtered_list_in_each_order(loaded: tuple[Api, dict], field: str) -> None:
+    api, times = loaded
+    busy = {"events": [{"event": {"type": "pageview"}, "atLeast": 4}]}
+    wanted = [u for u in expected(times, field, "ASC") if len(times[int(u)]) >= 4]
+    listed: list[str] = []
+    after = None
+    while True:
+        page = (
+            await api.gql(FILTERED, order=order(field, "ASC"), filter=busy, first=4, after=after)
+        )["users"]
+        assert page["totalCount"] == len(wanted)
+        listed += [e["node"]["userId"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert listed == wanted and wanted
