@@ -308,7 +308,7 @@ def _cursor(row: Any, order: UserOrder, snapshot: int, dialect: str) -> OrderCur
     number = row.sort_1
     if dialect != "postgresql":
         number = _from_sort_text(number)
-    text = format(Decimal(number).normalize(), "f") if number is not None else "0"
+    text = str(Decimal(number).normalize()) if number is not None else "0"
     return OrderCursor((int(row.sort_0), text, row.sort_2 or ""), row.user_id, snapshot)
 
 

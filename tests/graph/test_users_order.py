@@ -332,3 +332,13 @@ async def test_a_filtered_list_in_each_order(loaded: tuple[Api, dict], field: st
             break
         after = page["pageInfo"]["endCursor"]
     assert listed == wanted and wanted
+
+
+async def test_plain_columns_sort_as_properties_too(loaded: tuple[Api, dict]) -> None:
+    api, times = loaded
+    sort = {"field": "PROPERTY", "property": "userId", "direction": "DESC"}
+    page = (await api.gql(USERS, order=sort, first=100))["users"]
+    assert [e["node"]["userId"] for e in page["edges"]] == [str(u) for u in sorted(times)[::-1]]
+    # Nobody has an identity: all are missing it, so they go by userId.
+    sort = {"field": "PROPERTY", "property": "identity", "direction": "ASC"}
+    assert await walk(api, sort, 9) == [str(u) for u in sorted(times)]
