@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Table, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session, User, UserVersion
 from services.clock import DAY_US, now_us
+from services.identity import ONE_USER, update_users
 from services.sql import chunks, insert_ignoring_duplicates
 
 U = User.__table__
@@ -76,22 +77,42 @@ async def count(
 ) -> None:
     """Add `added[user]` events to each user's event count and recount their sessions (the
     sessionizer may have joined or split some), marking them changed at `at_us`."""
-    sessions = (
-        select(func.count())
-        .select_from(S)
-        .where(S.c.environment_id == U.c.environment_id, S.c.user_id == U.c.user_id)
-        .scalar_subquery()
+    sessions: dict[int, int] = {}
+    for chunk in chunks(sorted(added)):
+        rows = await conn.execute(
+            select(S.c.user_id, func.count())
+            .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk))
+            .group_by(S.c.user_id)
+        )
+        sessions.update({user: n for user, n in rows})
+    await update_users(
+        conn,
+        _COUNT,
+        environment_id=environment_id,
+        rows=[
+            {"user_id": user, "added": n, "sessions": sessions.get(user, 0)}
+            for user, n in added.items()
+        ],
+        now=at_us,
     )
-    by_added: dict[int, list[int]] = {}
-    for user, n in added.items():
-        by_added.setdefault(n, []).append(user)
-    for n, users in sorted(by_added.items()):
-        for chunk in chunks(sorted(users)):
-            await conn.execute(
-                update(U)
-                .where(U.c.environment_id == environment_id, U.c.user_id.in_(chunk))
-                .values(event_count=U.c.event_count + n, session_count=sessions, sorted_us=at_us)
-            )
+
+
+_COUNT = (
+    update(U)
+    .where(*ONE_USER)
+    .values(
+        event_count=U.c.event_count + bindparam("b_added"),
+        session_count=bindparam("b_sessions"),
+        sorted_us=bindparam("b_now"),
+    ),
+    text(
+        """UPDATE users AS u SET event_count = u.event_count + v.added,
+  session_count = v.sessions, sorted_us = :now
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id bigint, added int, sessions int)
+WHERE u.environment_id = :env AND u.user_id = v.user_id
+  AND u.user_id = ANY(CAST(:users AS bigint[]))"""
+    ),
+)
 
 
 async def recount(conn: AsyncConnection, *, environment_id: int, user_id: int, at_us: int) -> None:
