@@ -25,6 +25,25 @@ DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    op.create_table(
+        "user_versions",
+        sa.Column("environment_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("until_us", sa.BigInteger(), nullable=False),
+        sa.Column("identity", sa.String(length=255), nullable=True),
+        sa.Column("email", sa.String(length=1024), nullable=True),
+        sa.Column("properties", DOCUMENT, nullable=False),
+        sa.Column("autocaptured", DOCUMENT, nullable=False),
+        sa.Column("first_seen_us", sa.BigInteger(), nullable=False),
+        sa.Column("event_count", sa.Integer(), nullable=False),
+        sa.Column("session_count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "environment_id", "user_id", "until_us", name=op.f("pk_user_versions")
+        ),
+    )
+    # On Citus, before any multi-shard statement of this transaction: a table is distributed
+    # in sequential mode, which a parallel query earlier in the transaction rules out.
+    distribute(op.get_bind())
     op.add_column(
         "users", sa.Column("event_count", sa.Integer(), nullable=False, server_default="0")
     )
@@ -46,23 +65,6 @@ def upgrade() -> None:
         ("ix_users_env_sorted", ["environment_id", "sorted_us"]),
     ):
         op.create_index(name, "users", columns, unique=False)
-    op.create_table(
-        "user_versions",
-        sa.Column("environment_id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("until_us", sa.BigInteger(), nullable=False),
-        sa.Column("identity", sa.String(length=255), nullable=True),
-        sa.Column("email", sa.String(length=1024), nullable=True),
-        sa.Column("properties", DOCUMENT, nullable=False),
-        sa.Column("autocaptured", DOCUMENT, nullable=False),
-        sa.Column("first_seen_us", sa.BigInteger(), nullable=False),
-        sa.Column("event_count", sa.Integer(), nullable=False),
-        sa.Column("session_count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "environment_id", "user_id", "until_us", name=op.f("pk_user_versions")
-        ),
-    )
-    distribute(op.get_bind())
 
 
 def downgrade() -> None:
