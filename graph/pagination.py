@@ -64,7 +64,7 @@ class Window:
     `backward`, the `size` items right before it (before the end of the list without one)."""
 
     size: int
-    cursor: tuple[int, ...] | None
+    cursor: tuple[Any, ...] | None
     backward: bool = False
 
     @property
@@ -88,6 +88,7 @@ def window(
     maximum: int,
     size: int = 2,
     first_given: bool | Callable[[], bool] = True,
+    read: Callable[[str | None, str], tuple[Any, ...] | None] | None = None,
 ) -> Window:
     """The page `first`/`after` (forward) or `last`/`before` (backward) ask for, or a GraphQL
     error naming the argument at fault.
@@ -95,13 +96,20 @@ def window(
     The directions do not mix: `first` with `last`, `after` with `last` and `before` without
     `last` are refused. `first_given` says whether `first` was written in the query (a value
     it holds by default yields to `last`); a function is called only when it matters.
+    `read(value, argument)` reads a cursor instead of `read_cursor` (a list whose cursors hold
+    more than integers).
     """
+    if read is None:
+
+        def read(value: str | None, argument: str) -> tuple[Any, ...] | None:
+            return read_cursor(value, kind, size, argument)
+
     if last is None:
         if before is not None:
             raise _refused("`before` pages backward: give it with `last`", "before")
         return Window(
             check_first(first, default=default, maximum=maximum),
-            read_cursor(after, kind, size, "after"),
+            read(after, "after"),
         )
     if first is not None and (first_given() if callable(first_given) else first_given):
         raise _refused("give `first` (forward) or `last` (backward), not both", "last")
@@ -109,7 +117,7 @@ def window(
         raise _refused("`after` pages forward: give it with `first`, or use `before`", "after")
     return Window(
         check_first(last, default=default, maximum=maximum, argument="last"),
-        read_cursor(before, kind, size, "before"),
+        read(before, "before"),
         backward=True,
     )
 
@@ -123,12 +131,17 @@ def given(info: Any, argument: str) -> bool:
 
 
 def cut(
-    rows: Sequence[T], window: Window, kind: str, key: Callable[[T], tuple[int, ...]]
+    rows: Sequence[T],
+    window: Window,
+    kind: str,
+    key: Callable[[T], tuple[int, ...]],
+    encode: Callable[[T], str] | None = None,
 ) -> tuple[list[tuple[T, str]], PageInfo]:
     """(rows in list order with their cursors, pageInfo) of rows read for `window` (limit
-    window.limit, nearest the cursor first)."""
+    window.limit, nearest the cursor first); `encode` makes a row's cursor instead of
+    ids.encode(kind, *key(row))."""
     shown, info = cut_rows(rows, window, kind, key)
-    edges = [(row, ids.encode(kind, *key(row))) for row in shown]
+    edges = [(row, encode(row) if encode else ids.encode(kind, *key(row))) for row in shown]
     if edges:
         info.start, info.end = edges[0][1], edges[-1][1]
     return edges, info

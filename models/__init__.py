@@ -7,7 +7,7 @@ from models.environment import Environment
 from models.event import Event, IdempotencyKey
 from models.segment import Segment, SegmentMember
 from models.session import Session
-from models.user import User, UserAlias
+from models.user import User, UserAlias, UserVersion
 
 __all__ = [
     "ApiKey",
@@ -23,4 +23,5 @@ __all__ = [
     "Session",
     "User",
     "UserAlias",
+    "UserVersion",
 ]

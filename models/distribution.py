@@ -4,9 +4,9 @@ On a PostgreSQL database where the `citus` extension is installed, `distribute` 
 tables into Citus tables (SPEC §9): one user's rows live on one shard, so a user's reads and
 writes are router queries to one worker.
 
-- users, sessions, events, definition_matches, rage_clicks, segment_members (the users a
-  static segment lists): hash-distributed by `user_id`,
-  co-located with `users` (a user's rows share a shard; joins on user_id stay on a worker);
+- users, sessions, events, definition_matches, rage_clicks, user_versions, segment_members
+  (the users a static segment lists): hash-distributed by `user_id`, co-located with `users`
+  (a user's rows share a shard; joins on user_id stay on a worker);
 - user_aliases: by `alias` (a key is routed by the value a request names), and
   idempotency_keys by `key` (a retried key reaches the shard that saw it): both keys are
   unique across the cluster through their primary keys, which include those columns;
@@ -37,6 +37,7 @@ DISTRIBUTED: dict[str, tuple[str, str | None]] = {
     "definition_matches": ("user_id", "users"),
     "rage_clicks": ("user_id", "users"),
     "segment_members": ("user_id", "users"),
+    "user_versions": ("user_id", "users"),
     "user_aliases": ("alias", None),
     "idempotency_keys": ("key", None),
 }

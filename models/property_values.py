@@ -63,6 +63,21 @@ def text_form(value: Any) -> str | None:
     return None
 
 
+def sort_text(exact: Decimal) -> str:
+    """A text whose binary order is the numbers' order (SQLite sorts numbers by it, exactly):
+    sign class, then the decimal exponent, then the digits (all inverted for negatives)."""
+    if exact == 0:
+        return "1"
+    sign, digits, exponent = exact.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    magnitude = exponent + len(digits) + 50000  # the exponent of the leading digit, offset
+    mantissa = "".join(map(str, digits))
+    if not sign:
+        return f"2{magnitude:05d}{mantissa}"
+    inverted = "".join(str(9 - int(d)) for d in mantissa)
+    return f"0{99999 - magnitude:05d}{inverted}~"
+
+
 def fold(text: str) -> str:
     """Unicode lower-casing, final sigma read as sigma (PostgreSQL does it with ICU)."""
     return text.lower().replace("ς", "σ")
@@ -94,6 +109,14 @@ def _json_number_text(json_text: str | None) -> str | None:
     return None if exact is None else number_text(exact)
 
 
+def _json_sort_number(json_text: str | None) -> str | None:
+    """`sort_text` of the JSON value's number, or NULL when it is not numeric."""
+    if json_text is None:
+        return None
+    exact = number(orjson.loads(json_text))
+    return None if exact is None else sort_text(exact)
+
+
 def _fold(text: str | None) -> str | None:
     return None if text is None else fold(text)
 
@@ -113,6 +136,7 @@ SQLITE_FUNCTIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("usertrail_text", 1, _json_text),
     ("usertrail_compare", 2, _json_compare),
     ("usertrail_number", 1, _json_number_text),
+    ("usertrail_sort_number", 1, _json_sort_number),
     ("usertrail_fold", 1, _fold),
     ("usertrail_member", 2, _json_member),
 )

@@ -31,6 +31,12 @@ class User(Base):
     # order across pages by recomputing the order key of users changed after the snapshot.
     activity_us: Mapped[int] = mapped_column(Micros)
     has_events: Mapped[bool] = mapped_column(default=False)
+    # Stored events and sessions (kept by the Counts projection), so users sort by them.
+    event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    session_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When a sort key other than last seen (first seen, counts, properties) last changed
+    # (received time); the values before each such change are kept in `user_versions`.
+    sorted_us: Mapped[int] = mapped_column(Micros, default=0, server_default="0")
 
     __table_args__ = (
         # The users list: newest activity first, keyset on (last_seen_us, user_id).
@@ -38,7 +44,30 @@ class User(Base):
         # Identities are unique through user_aliases' primary key; this index is for lookups.
         Index("ix_users_env_identity", "environment_id", "identity"),
         Index("ix_users_env_activity", "environment_id", "activity_us"),
+        # The users list in its other orders (services/user_order.py).
+        Index("ix_users_env_first_seen", "environment_id", "first_seen_us", "user_id"),
+        Index("ix_users_env_event_count", "environment_id", "event_count", "user_id"),
+        Index("ix_users_env_session_count", "environment_id", "session_count", "user_id"),
+        Index("ix_users_env_sorted", "environment_id", "sorted_us"),
     )
+
+
+class UserVersion(Base):
+    """A user's sort keys as they were until `until_us` (the received time of a change):
+    a listing sorted as of a snapshot places a user changed since by its version then."""
+
+    __tablename__ = "user_versions"
+
+    environment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    until_us: Mapped[int] = mapped_column(Micros, primary_key=True)
+    identity: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(1024))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    autocaptured: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen_us: Mapped[int] = mapped_column(Micros)
+    event_count: Mapped[int] = mapped_column(Integer)
+    session_count: Mapped[int] = mapped_column(Integer)
 
 
 class UserAlias(Base):

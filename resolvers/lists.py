@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import filters as inputs
+from graph import ordering
 from graph.arguments import checked, session_filter, time_range, user_filter
 from graph.context import Context
 from graph.named_segments import filter_compiler, request_budget, segment_filters
@@ -17,10 +18,11 @@ from graph.pagination import cut, deferred, first_argument, given, last_argument
 from graph.payloads import EventName
 from graph.session import Session, SessionConnection, SessionEdge
 from graph.user import User, UserConnection, UserEdge
-from services import identity, limits, listing
+from services import identity, limits, listing, user_order
 from services.errors import UsertrailError
 from services.identity import UserKey
 from services.listing import UsersCursor
+from services.user_order import OrderCursor
 
 Info = strawberry.Info[Context]
 MAX_PAGE = 100
@@ -29,26 +31,47 @@ MAX_PAGE = 100
 async def users(
     info: Info,
     filter: inputs.UserFilter | None = None,
+    order_by: Annotated[
+        ordering.UserOrder | None,
+        strawberry.argument(description="The order (default: last seen, newest first)."),
+    ] = None,
     first: Annotated[int | None, first_argument(MAX_PAGE)] = 50,
     after: str | None = None,
     last: Annotated[int | None, last_argument("users", MAX_PAGE)] = None,
     before: str | None = None,
 ) -> UserConnection:
-    """Users newest activity first, keyset-paginated, as of the first page's moment."""
+    """Users newest activity first (or in `orderBy`), keyset-paginated, as of the first
+    page's moment."""
+    order = checked(lambda: ordering.service_order(order_by).checked())
+    kind = ordering.kind(order)
     asked = window(
         first,
         after,
         last,
         before,
-        kind="uc",
+        kind=kind,
         default=50,
         maximum=MAX_PAGE,
         size=3,
         first_given=lambda: given(info, "first"),
+        read=ordering.reader(order),
     )
     wanted = checked(lambda: user_filter(filter).checked())
-    position = UsersCursor(*asked.cursor) if asked.cursor is not None else None
     ctx = info.context
+    by_last_seen = order.field == "LAST_SEEN"
+    if by_last_seen:
+        position: Any = UsersCursor(*asked.cursor) if asked.cursor is not None else None
+    else:
+        position = OrderCursor(*asked.cursor) if asked.cursor is not None else None
+        if order.field != "PROPERTY" and position is not None:
+            position = OrderCursor((position.key,), position.user_id, position.snapshot_us)
+        if position is not None and user_order.expired(position, ctx.loaders.now_us):
+            argument = "before" if asked.backward else "after"
+            raise GraphQLError(
+                f"`{argument}` is a cursor of a listing begun over a day ago: start again "
+                "from the first page",
+                extensions={"code": "BAD_USER_INPUT", "field": argument},
+            )
 
     async def page(conn: AsyncConnection, environment_id: int) -> tuple[list[Any], list[Any]]:
         named = await segment_filters(conn, environment_id, wanted, budget=request_budget(ctx))
@@ -56,6 +79,18 @@ async def users(
         at_us = position.snapshot_us if position is not None else None
         compiler = filter_compiler(ctx.loaders, named, now_us=at_us)
         conditions = compiler.users(wanted)
+        if not by_last_seen:
+            found = await user_order.users_page(
+                conn,
+                environment_id=environment_id,
+                conditions=conditions,
+                order=order,
+                limit=asked.limit,
+                after=position,
+                now_us=compiler.now_us,
+                backward=asked.backward,
+            )
+            return found, conditions
         # Event conditions probed user by user too: a page scans few users when many match.
         per_user = compiler.users(wanted, per_user=True) if compiler.names_events(wanted) else None
         listed = await listing.users_page(
@@ -66,12 +101,16 @@ async def users(
             after=position,
             now_us=compiler.now_us,
             per_user=per_user,
-            backward=asked.backward,
+            # Oldest activity first is the default list read the other way.
+            backward=asked.backward != (order.direction == "ASC"),
         )
         return listed, conditions
 
     listed, conditions = await ctx.loaders.read(page)
-    shown, page_bounds = cut(listed, asked, "uc", _users_key)
+    encode = None
+    if order.field == "PROPERTY":
+        encode = lambda item: ordering.encode_property(order, item.cursor)  # noqa: E731
+    shown, page_bounds = cut(listed, asked, kind, _users_key, encode)
     return UserConnection(
         edges=[UserEdge(node=User.from_row(item.row), cursor=cursor) for item, cursor in shown],
         page_info=page_bounds,
@@ -79,10 +118,12 @@ async def users(
     )
 
 
-def _users_key(item: listing.ListedUser) -> tuple[int, int, int]:
+def _users_key(item: listing.ListedUser | user_order.OrderedUser) -> tuple[int, int, int]:
     """A users cursor: the position as of the snapshot, and the snapshot."""
     at = item.cursor
-    return at.last_seen_us, at.user_id, at.snapshot_us
+    if isinstance(at, UsersCursor):
+        return at.last_seen_us, at.user_id, at.snapshot_us
+    return at.key[0], at.user_id, at.snapshot_us
 
 
 def _counter(ctx: Context, table: Any, conditions: list[Any]) -> Callable[[], Awaitable[int]]:

@@ -239,7 +239,7 @@ def _word(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _pg_number(text: Any) -> Any:
+def pg_number(text: Any) -> Any:
     """A PostgreSQL text as an exact number when it is numeric (the CASE guards the cast)."""
     numeric = and_(
         func.length(text) <= MAX_NUMERIC_TEXT, text.op("~", is_comparison=True)(PG_NUMERIC)
@@ -270,10 +270,11 @@ class PostgresJson(Operand):
     def _number_text(self) -> Any:
         return cast(func.trim_scale(cast(self.raw, Numeric)), Text)
 
-    def _number(self) -> Any:
+    def number(self) -> Any:
+        """The value as an exact `numeric` where it is numeric, else NULL."""
         return case(
             (self.kind == "number", cast(self.raw, Numeric)),
-            (self.kind == "string", _pg_number(self.raw)),
+            (self.kind == "string", pg_number(self.raw)),
         )
 
     def text(self) -> Any:
@@ -291,10 +292,10 @@ class PostgresJson(Operand):
         return or_(*parts)
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
-        return self._number().in_([_numeric(b) for b in bounds])
+        return self.number().in_([_numeric(b) for b in bounds])
 
     def compare(self, op: str, bound: Decimal) -> Condition:
-        return SQL_COMPARISONS[op](self._number(), _numeric(bound))
+        return SQL_COMPARISONS[op](self.number(), _numeric(bound))
 
     def boolean(self, value: bool) -> Condition:
         return and_(self.kind.in_(["boolean", "string"]), func.lower(self.raw) == _word(value))
@@ -405,13 +406,13 @@ class TextColumn(Operand):
 
     def number_in(self, bounds: Sequence[Decimal]) -> Condition:
         if self.dialect == "postgresql":
-            return _pg_number(self.column).in_([_numeric(b) for b in bounds])
+            return pg_number(self.column).in_([_numeric(b) for b in bounds])
         texts = [number_text(b) for b in bounds]
         return self._python(func.usertrail_number).in_(texts)
 
     def compare(self, op: str, bound: Decimal) -> Condition:
         if self.dialect == "postgresql":
-            return SQL_COMPARISONS[op](_pg_number(self.column), _numeric(bound))
+            return SQL_COMPARISONS[op](pg_number(self.column), _numeric(bound))
         return SQL_COMPARISONS[op](self._python(func.usertrail_compare, str(bound)), 0)
 
     def boolean(self, value: bool) -> Condition:

@@ -44,6 +44,21 @@ AUTOCAPTURED = {
 }  # fmt: skip
 
 
+def user_operand(users: Any, name: str, dialect: str) -> Operand:
+    """The user property `name` as SQL over `users` (the users table, or a table with its
+    identity, email, user_id, autocaptured and properties columns)."""
+    lowered = name.lower()
+    if lowered in ("identity",):
+        return TextColumn(users.c.identity, dialect)
+    if lowered in ("userid", "user id"):
+        return IntegerColumn(users.c.user_id, dialect)
+    if lowered == "email":
+        return TextColumn(users.c.email, dialect)
+    if name in AUTOCAPTURED:
+        return json_operand(users.c.autocaptured, name, dialect)
+    return json_operand(users.c.properties, name, dialect)
+
+
 @dataclass(frozen=True, slots=True)
 class TimeRange:
     """Exactly one way of giving a range: the last N days, or from and/or to (µs)."""
@@ -325,20 +340,7 @@ class Compiler:
         return and_(true(), *conditions)
 
     def user_property(self, condition: PropertyCondition) -> ColumnElement[bool]:
-        name = condition.property
-        lowered = name.lower()
-        operand: Operand
-        if lowered in ("identity",):
-            operand = TextColumn(U.c.identity, self.dialect)
-        elif lowered in ("userid", "user id"):
-            operand = IntegerColumn(U.c.user_id, self.dialect)
-        elif lowered == "email":
-            operand = TextColumn(U.c.email, self.dialect)
-        elif name in AUTOCAPTURED:
-            operand = json_operand(U.c.autocaptured, name, self.dialect)
-        else:
-            operand = json_operand(U.c.properties, name, self.dialect)
-        return condition_sql(condition, operand)
+        return condition_sql(condition, user_operand(U, condition.property, self.dialect))
 
     def did(
         self, condition: EventCondition, *, default_time: TimeRange | None, per_user: bool = False

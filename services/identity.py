@@ -74,6 +74,12 @@ class Followers(Protocol):
     async def on_merge(self, conn: AsyncConnection, merge: Merge) -> None:
         """Run once they are the target's and the source user is gone."""
 
+    async def before_change(
+        self, conn: AsyncConnection, *, environment_id: int, user_ids: list[int], now_us: int
+    ) -> None:
+        """Run before users' identity or properties change (callers of `give_identities`
+        and `set_properties_many` call it too)."""
+
 
 async def resolve(
     conn: AsyncConnection,
@@ -227,6 +233,9 @@ async def identify(
     )
     owner = routes.get(key)
     if owner is None:
+        await followers.before_change(
+            conn, environment_id=environment_id, user_ids=[user_id], now_us=now_us
+        )
         await give_identities(conn, environment_id=environment_id, identities={user_id: identity})
         return Identified(user_id, merged=False)
     await merge(

@@ -430,6 +430,9 @@ async def _identify_items(
         else:
             in_order.append(item)
         taken |= {user, who}
+    await PROJECTIONS.before_change(
+        conn, environment_id=environment_id, user_ids=list(together), now_us=received_us
+    )
     await identities.give_identities(conn, environment_id=environment_id, identities=together)
     for user, who in together.items():
         routes[UserKey("identity", who)] = user
@@ -549,6 +552,12 @@ async def add_user_properties(
         outcome = Outcome(problems=list(problems))
         routes = await identities.resolve(
             conn, environment_id=environment_id, keys={key for _, key, _ in valid}, now_us=received
+        )
+        await PROJECTIONS.before_change(
+            conn,
+            environment_id=environment_id,
+            user_ids=[routes[key] for _, key, _ in valid],
+            now_us=received,
         )
         refusals = await identities.set_properties_many(
             conn,

@@ -1,7 +1,8 @@
 """Data derived from events, kept right in one place: the projections and their order.
 
 A projection maintains a table (or columns) computed from events: sessions, definition
-matches, rage clicks, users' activity span and `Initial …` properties. Ingestion
+matches, rage clicks, users' activity span, counts and sort-key versions and `Initial …`
+properties. Ingestion
 (services/ingest.py), merges (services/identity.py, through the `Followers` protocol) and
 deletions (services/users.py) all run the one registry, `PROJECTIONS`, hook by hook, in its
 order. A new derived table is a `Projection` subclass here and one line in `PROJECTIONS`.
@@ -16,7 +17,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import Event, Session
-from services import definitions, rage_clicks, segment_members
+from services import definitions, rage_clicks, segment_members, user_versions
 from services import identity as identities
 from services.identity import Merge
 from services.initial_properties import refresh_initial_properties
@@ -68,6 +69,11 @@ class Projection:
 
     async def on_merge(self, conn: AsyncConnection, merge: Merge) -> None:
         """After they have, and the source user is gone."""
+
+    async def before_change(
+        self, conn: AsyncConnection, *, environment_id: int, user_ids: list[int], now_us: int
+    ) -> None:
+        """Before users' identity or properties change."""
 
     async def on_user_deleted(
         self, conn: AsyncConnection, *, environment_id: int, user_id: int
@@ -232,6 +238,62 @@ class Activity(Projection):
         )
 
 
+class SortKeys(Projection):
+    """Users' event and session counts, and their sort keys before each change (the users
+    list's other orders): services/user_versions.py. Counts sessions `Sessions` wrote."""
+
+    name = "sort keys"
+
+    async def prepare_events(self, conn: AsyncConnection, batch: NewEvents) -> None:
+        """Keep the users' sort keys before the batch changes them."""
+        await user_versions.keep(
+            conn,
+            environment_id=batch.environment_id,
+            user_ids=list(batch.by_user),
+            at_us=batch.received_us,
+        )
+
+    async def on_events(self, conn: AsyncConnection, batch: NewEvents) -> None:
+        """Count the new events, recount the sessions."""
+        await user_versions.count(
+            conn,
+            environment_id=batch.environment_id,
+            added={user: len(rows) for user, rows in batch.by_user.items()},
+            at_us=batch.received_us,
+        )
+
+    async def before_merge(self, conn: AsyncConnection, merge: Merge) -> None:
+        """Keep the target's sort keys before the merge changes them."""
+        await user_versions.keep(
+            conn,
+            environment_id=merge.environment_id,
+            user_ids=[merge.target_id],
+            at_us=merge.now_us,
+        )
+
+    async def before_change(
+        self, conn: AsyncConnection, *, environment_id: int, user_ids: list[int], now_us: int
+    ) -> None:
+        """Keep the users' sort keys before their identity or properties change."""
+        await user_versions.keep(
+            conn, environment_id=environment_id, user_ids=user_ids, at_us=now_us
+        )
+
+    async def on_merge(self, conn: AsyncConnection, merge: Merge) -> None:
+        """Recount the target; the source is gone."""
+        env = merge.environment_id
+        await user_versions.recount(
+            conn, environment_id=env, user_id=merge.target_id, at_us=merge.now_us
+        )
+        await user_versions.forget(conn, environment_id=env, user_id=merge.source_id)
+
+    async def on_user_deleted(
+        self, conn: AsyncConnection, *, environment_id: int, user_id: int
+    ) -> None:
+        """Forget the user's versions."""
+        await user_versions.forget(conn, environment_id=environment_id, user_id=user_id)
+
+
 class InitialProperties(Projection):
     """`Initial …` properties from the earliest client session: services/initial_properties.py.
 
@@ -312,6 +374,15 @@ class Registry:
         for projection in self.projections:
             await projection.on_merge(conn, merge)
 
+    async def before_change(
+        self, conn: AsyncConnection, *, environment_id: int, user_ids: list[int], now_us: int
+    ) -> None:
+        """Before users' identity or properties change (identity.Followers)."""
+        for projection in self.projections:
+            await projection.before_change(
+                conn, environment_id=environment_id, user_ids=user_ids, now_us=now_us
+            )
+
     async def on_user_deleted(
         self, conn: AsyncConnection, *, environment_id: int, user_id: int
     ) -> None:
@@ -330,6 +401,7 @@ PROJECTIONS = Registry(
     DefinitionMatches(),
     RageClicks(),
     Activity(),
+    SortKeys(),
     InitialProperties(),
     StaticSegmentMembers(),
 )

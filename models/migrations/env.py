@@ -21,6 +21,10 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # Each revision commits on its own: on Citus a revision that distributes a table it
+        # creates (sequential mode) cannot follow a parallel multi-shard statement (another
+        # revision's backfill) in one transaction.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

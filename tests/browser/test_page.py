@@ -5,10 +5,10 @@ DEMO_DAYS days); Playwright for Python drives Debian's /usr/bin/chromium. Every 
 page makes to a host other than loopback is aborted and recorded, and each test asserts
 there was none. The page's answers are compared with what the public API answers for the
 same query. Screenshots go to tests/browser/screenshots/ (git-ignored): users-list,
-users-filtered, sessions-highlighted, user-sessions-events, event-defined, rage-clicks,
-sessions-page, api-key-asked. axe-core comes from npm (tests/browser/axe, pinned by its lock)
-and is injected into the page. The page's transferred size is held to PAGE_BUDGET_BYTES; the
-time to the first list is printed (the page marks it), never asserted.
+users-sorted, users-filtered, sessions-highlighted, user-sessions-events, event-defined,
+rage-clicks, sessions-page, api-key-asked. axe-core comes from npm (tests/browser/axe, pinned
+by its lock) and is injected into the page. The page's transferred size is held to
+PAGE_BUDGET_BYTES; the time to the first list is printed (the page marks it), never asserted.
 
 Chromium comes from tests/browser/conftest.py (`browser`, `cannot_run`): without playwright,
 chromium, or npm for axe-core, the tests are skipped and say why; with the CI environment
@@ -191,6 +191,33 @@ async def test_users_list_renders_newest_first_with_total_and_paging(
         f"{listed:.0f} ms after navigation started ({seconds:.2f} s as Playwright waited)"
     )
     assert page_bytes < PAGE_BUDGET_BYTES, sizes
+    tab.clean()
+
+
+SORTED = """query($order: UserOrder) { users(orderBy: $order, first: 25) {
+  edges { node { userId } } } }"""
+
+
+async def test_column_headers_sort_the_list(tab: Tab, site: RunningServer) -> None:
+    await open_users(tab, site)
+    rows = tab.page.locator(USER_ROW)
+    for header, field, direction in (
+        ("Last seen", "LAST_SEEN", "ASC"),
+        ("First session", "FIRST_SEEN", "DESC"),
+        ("First session", "FIRST_SEEN", "ASC"),
+    ):
+        await tab.page.get_by_role("button", name=header).click()
+        order = {"field": field, "direction": direction}
+        wanted = [
+            e["node"]["userId"] for e in (await query(site, SORTED, order=order))["users"]["edges"]
+        ]
+        await expect(rows.first).to_have_attribute("data-user-id", wanted[0])
+        await expect(rows.last).to_have_attribute("data-user-id", wanted[-1])
+        assert await rows.evaluate_all("rows => rows.map(r => r.dataset.userId)") == wanted
+        sorted_header = tab.page.locator(f"th[data-sort={field}]")
+        aria = "ascending" if direction == "ASC" else "descending"
+        assert await sorted_header.get_attribute("aria-sort") == aria
+    await shot(tab, "users-sorted")
     tab.clean()
 
 

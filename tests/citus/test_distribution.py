@@ -46,6 +46,7 @@ def test_per_user_tables_are_co_located_with_users() -> None:
         "definition_matches",
         "rage_clicks",
         "segment_members",
+        "user_versions",
     }
     assert all(DISTRIBUTED[name] == ("user_id", "users") for name in PER_USER if name != "users")
 

@@ -1,12 +1,13 @@
-// The users list: newest activity first, a time filter, conditions, keyset paging, the total.
+// The users list: newest activity first (or sorted by a column header), a time filter,
+// conditions, keyset paging, the total.
 import { gql } from "./api.js";
 import { filterForm, loadChoices, offerPropertyNames } from "./conditions.js";
 import { ago, day, exact, fill, h, place, report, rowKeys, text } from "./dom.js";
 import { describeSeen, highlightMatch, state, userFilter } from "./filters.js";
 
 const PAGE = 25;
-const USERS = `query Users($filter: UserFilter, $first: Int, $after: String) {
-  users(filter: $filter, first: $first, after: $after) {
+const USERS = `query Users($filter: UserFilter, $order: UserOrder, $first: Int, $after: String) {
+  users(filter: $filter, orderBy: $order, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node {
@@ -19,6 +20,11 @@ const USERS = `query Users($filter: UserFilter, $first: Int, $after: String) {
 // Properties Usertrail sets itself: the list shows the customer's own ones first.
 const AUTOCAPTURED = /^(Initial |Date First Seen$|User ID$|Email$|Identity$)/;
 const FALLBACK = ["Initial Browser", "Initial Country", "Initial Marketing Channel"];
+// Sortable columns: the header's label, the order it asks for, and what the order is.
+const SORTS = {
+  FIRST_SEEN: ["First session", "first seen"],
+  LAST_SEEN: ["Last seen", "last seen"],
+};
 
 /** Renders the users list into `main`. */
 export async function usersView(main) {
@@ -26,10 +32,34 @@ export async function usersView(main) {
   const summary = h("p", { className: "summary", role: "status" }, "Loading users…");
   const more = h("button", { type: "button", className: "more", hidden: true }, "Load more");
   const form = filterForm(() => load());
+  const order = { field: "LAST_SEEN", direction: "DESC" };
+  const caption = h("caption", { className: "sr-only" });
+  const headers = Object.keys(SORTS).map((field) => sortHeader(field));
+  function sortHeader(field) {
+    const [label, meaning] = SORTS[field];
+    const button = h("button", { type: "button", className: "sort", title: `Sort by ${meaning}` }, label);
+    const th = h("th", { scope: "col", "data-sort": field }, button);
+    button.addEventListener("click", () => {
+      if (order.field === field) order.direction = order.direction === "DESC" ? "ASC" : "DESC";
+      else Object.assign(order, { field, direction: "DESC" });
+      showOrder();
+      load().catch(report(summary));
+    });
+    return th;
+  }
+  function showOrder() {
+    for (const th of headers) {
+      const sorted = th.dataset.sort === order.field;
+      th.setAttribute("aria-sort", sorted ? (order.direction === "DESC" ? "descending" : "ascending") : "none");
+    }
+    const [, meaning] = SORTS[order.field];
+    caption.textContent = `Users by ${meaning}, ${order.direction === "DESC" ? "newest" : "oldest"} first`;
+  }
+  showOrder();
   const table = h(
     "table",
     { className: "list users" },
-    h("caption", { className: "sr-only" }, "Users, newest activity first"),
+    caption,
     h(
       "thead",
       {},
@@ -38,8 +68,7 @@ export async function usersView(main) {
         {},
         h("th", { scope: "col" }, "User"),
         h("th", { scope: "col" }, "Properties"),
-        h("th", { scope: "col" }, "First session"),
-        h("th", { scope: "col" }, "Last seen"),
+        ...headers,
         h("th", { scope: "col" }, h("span", { className: "sr-only" }, "Actions")),
       ),
     ),
@@ -62,7 +91,7 @@ export async function usersView(main) {
     }
     more.disabled = true;
     summary.textContent = "Loading users…";
-    const data = await gql(USERS, { filter: userFilter(), first: PAGE, after });
+    const data = await gql(USERS, { filter: userFilter(), order, first: PAGE, after });
     const { edges, pageInfo, totalCount } = data.users;
     const highlight = highlightMatch();
     for (const { node } of edges) {
