@@ -155,7 +155,9 @@ async def test_server_connections_keep_worker_connections_for_the_next_statement
     server: RunningServer,
 ) -> None:
     # models/distribution.SESSION_SETTINGS: without them each multi-shard statement opened
-    # new worker backends for all but one of its connections per worker.
+    # new worker backends for all but one of its connections per worker; now it opens no
+    # more than it keeps.
     async with server.db.read() as conn:
         kept = await conn.exec_driver_sql("SHOW citus.max_cached_conns_per_worker")
-        assert int(kept.scalar_one()) > 1
+        used = await conn.exec_driver_sql("SHOW citus.max_adaptive_executor_pool_size")
+        assert 1 < int(used.scalar_one()) <= int(kept.scalar_one())
