@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from models import sqlite_connections
+from models import distribution, sqlite_connections
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +208,14 @@ class Database:
             _configure_sqlite(self.engine, begin="BEGIN")
             _configure_sqlite(self.write_engine, begin="BEGIN IMMEDIATE", autocheckpoint=False)
         else:
-            connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_SECONDS}
+            settings = dict(distribution.SESSION_SETTINGS)  # Citus's; inert elsewhere
             if self.statement_timeout is not None:
                 # For every statement of the pool's connections; writes lift it (`_write_once`).
-                milliseconds = str(max(1, round(self.statement_timeout * 1000)))
-                connect_args["server_settings"] = {"statement_timeout": milliseconds}
+                settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+            connect_args: dict[str, Any] = {
+                "timeout": CONNECT_TIMEOUT_SECONDS,
+                "server_settings": settings,
+            }
             self.engine = create_async_engine(
                 self.url,
                 pool_size=10,

@@ -15,6 +15,9 @@ writes are router queries to one worker.
 
 On SQLite, plain PostgreSQL, or a Citus database whose tables are distributed already,
 `distribute` does nothing.
+
+`SESSION_SETTINGS` are set on every PostgreSQL connection of the server (on plain PostgreSQL
+they are inert placeholders): the connections a Citus coordinator uses and keeps per worker.
 """
 
 from __future__ import annotations
@@ -44,6 +47,20 @@ DISTRIBUTED: dict[str, tuple[str, str | None]] = {
 REFERENCE = ("environments", "api_keys", "event_definitions", "segments")
 # Tables of one user's rows: a merge moves them from one user to another.
 PER_USER = tuple(name for name, (column, _) in DISTRIBUTED.items() if column == "user_id")
+
+# A multi-shard statement (a list page, a nested page of 50 users' sessions: one task per
+# shard; a COPY of events: rows for every shard) runs on several connections per worker, up
+# to 16 by default; Citus keeps one of them open after the statement and opens the others
+# again for the next, a new worker backend each (tests/citus/EXPLAIN.md: 3 to 4 per page
+# read, most of the time of a nested page). With at most 4 per worker per statement, all 4
+# kept open and reused, the nested users → sessions → events query ran about twice as fast
+# and a 1000-event COPY three times. The costs: a statement runs at most 4 shard tasks at
+# once on a worker, and up to 4 idle connections per worker stay open for each server
+# connection (at most 20), under the workers' `max_connections`.
+SESSION_SETTINGS = {
+    "citus.max_cached_conns_per_worker": "4",
+    "citus.max_adaptive_executor_pool_size": "4",
+}
 
 _CITUS_INSTALLED = text("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
 _LOCAL_TABLES = text(

@@ -95,16 +95,23 @@ class CitusTemplates:
             raise CitusUnavailable(f"the coordinator at {self.admin_url} has no workers")
 
     async def _setup(self) -> None:
+        await self._create(self.template)
+        await asyncio.to_thread(upgrade, self.url(self.template))
+        self.ready = True
+
+    async def _create(self, name: str) -> None:
+        """An empty Citus database `name`: on every node, with the extension, and the nodes
+        registered on the coordinator."""
         if not self.workers:
             await self.check()
         for node in self.nodes:
-            await self._on(node, f'CREATE DATABASE "{self.template}"')
-            await self._on(node, "CREATE EXTENSION IF NOT EXISTS citus", database=self.template)
-        coordinator = await self._connect(self.coordinator, self.template)
+            await self._on(node, f'CREATE DATABASE "{name}"')
+            await self._on(node, "CREATE EXTENSION IF NOT EXISTS citus", database=name)
+        coordinator = await self._connect(self.coordinator, name)
         try:
             # Read by create_distributed_table in the migration; copies do not inherit it.
             await coordinator.execute(
-                f'ALTER DATABASE "{self.template}" SET citus.shard_count = {SHARD_COUNT}'
+                f'ALTER DATABASE "{name}" SET citus.shard_count = {SHARD_COUNT}'
             )
             await coordinator.execute(
                 "SELECT citus_set_coordinator_host($1, $2)",
@@ -115,8 +122,13 @@ class CitusTemplates:
                 await coordinator.execute("SELECT citus_add_node($1, $2)", worker.host, worker.port)
         finally:
             await coordinator.close()
-        await asyncio.to_thread(upgrade, self.url(self.template))
-        self.ready = True
+
+    async def empty(self) -> str:
+        """A new Citus database with no tables yet (what a restore goes into)."""
+        name = f"usertrail_c_{secrets.token_hex(6)}"
+        self.created.append(name)
+        await self._create(name)
+        return self.url(name)
 
     async def _quiesce_template(self) -> None:
         """End every session in the template, on every node: Citus's maintenance daemons

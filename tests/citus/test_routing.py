@@ -126,3 +126,38 @@ async def test_lists_and_filters_read_every_shard(
     # A page of users (or sessions) across the environment: a multi-shard query, one task
     # per shard, merged and ordered on the coordinator.
     assert any(r.tasks == shards for r in _on_user_tables(found)), _show(found)
+
+
+NESTED = """
+query { users(first: 20) { edges { node { userId
+  sessions(first: 5) { edges { node { events(first: 10) { edges { node { type } } } } } } } } } }"""
+
+
+async def test_nested_pages_are_one_pushed_down_statement_per_level(
+    server: RunningServer, api: Api, database_url: str
+) -> None:
+    for user in range(6001, 6021):
+        await api.track_batch(_events(user, 3))
+    with captured(server.db) as statements:
+        users = (await api.gql(NESTED))["users"]["edges"]
+    assert len(users) == 20
+    found = _on_user_tables(await routes(database_url, statements))
+    shards = await shard_count(database_url, "users")
+    # The users page, their sessions pages, those sessions' events pages: three statements
+    # for twenty users, each run shard by shard on the workers (LATERAL joins on user_id),
+    # none planned in steps through the coordinator (no subplans, no intermediate results).
+    assert len(found) == 3, _show(found)
+    assert all(1 <= r.tasks <= shards for r in found), _show(found)
+    assert not any("Subplan" in r.plan or "intermediate" in r.plan for r in found), _show(found)
+
+
+async def test_server_connections_keep_worker_connections_for_the_next_statement(
+    server: RunningServer,
+) -> None:
+    # models/distribution.SESSION_SETTINGS: without them each multi-shard statement opened
+    # new worker backends for all but one of its connections per worker; now it opens no
+    # more than it keeps.
+    async with server.db.read() as conn:
+        kept = await conn.exec_driver_sql("SHOW citus.max_cached_conns_per_worker")
+        used = await conn.exec_driver_sql("SHOW citus.max_adaptive_executor_pool_size")
+        assert 1 < int(used.scalar_one()) <= int(kept.scalar_one())

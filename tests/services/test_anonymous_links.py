@@ -29,17 +29,22 @@ link_lists = st.lists(
 
 async def _state(db: Database, environment_id: int) -> dict[str, str | None]:
     """Each anonymous id's route, as the identity of the user it reaches (None: anonymous)."""
+    # Two reads, joined here: on Citus aliases (by alias) and users (by user_id) are not
+    # co-located, and a join of them would need repartitioning.
     async with db.read() as conn:
-        rows = await conn.execute(
-            select(UserAlias.alias, User.identity)
-            .join(
-                User,
-                (User.environment_id == UserAlias.environment_id)
-                & (User.user_id == UserAlias.user_id),
+        aliases = await conn.execute(
+            select(UserAlias.alias, UserAlias.user_id).where(
+                UserAlias.environment_id == environment_id, UserAlias.kind == "anonymous_id"
             )
-            .where(UserAlias.environment_id == environment_id, UserAlias.kind == "anonymous_id")
         )
-        return {row.alias: row.identity for row in rows}
+        identities = dict(
+            (
+                await conn.execute(
+                    select(User.user_id, User.identity).where(User.environment_id == environment_id)
+                )
+            ).all()
+        )
+    return {alias: identities[user] for alias, user in aliases if user in identities}
 
 
 async def _identity_of(db: Database, environment_id: int, user_id: int) -> str | None:
