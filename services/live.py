@@ -52,6 +52,10 @@ EventKey = tuple[int, int]  # (user id, event id)
 _high_water = 0
 
 
+class Closed(Exception):
+    """The subscription was ended by the hub (the server is stopping)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LiveFilter:
     """Which events a subscription wants: one user's (by key), one type, some sources."""
@@ -107,6 +111,8 @@ class Subscription:
         """The next event row (None when only losses are to be told) and the number of events
         dropped since the previous one was taken."""
         while not self._rows and not self._dropped:
+            if self.closed:  # the hub closed (the server is stopping)
+                raise Closed
             self._ready.clear()
             await self._ready.wait()
         dropped, self._dropped = self._dropped, 0
@@ -149,6 +155,7 @@ class LiveHub:
             return
         subscription.closed = True
         subscription._discard()
+        subscription._ready.set()
         SUBSCRIBERS.dec()
         subscribers = self._subscribers.get(subscription.environment_id)
         if subscribers is not None:
