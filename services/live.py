@@ -86,6 +86,7 @@ class Subscription:
     closed: bool = False
 
     def offer(self, row: Any) -> None:
+        """Queue a row for the subscriber, or count it dropped when the queue is full."""
         if self.closed:  # unsubscribed while its rows were being read
             return
         if len(self._rows) >= self.queue_size:
@@ -151,6 +152,7 @@ class LiveHub:
         return sum(len(s) for s in self._subscribers.values())
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """End a subscription: its queue is emptied and its stream completes."""
         if subscription.closed:
             return
         subscription.closed = True
@@ -180,6 +182,7 @@ class LiveHub:
         log.warning("live events: notifications may have been missed while reconnecting")
 
     async def close(self) -> None:
+        """Stop reading notifications and end every subscription (server shutdown)."""
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
