@@ -20,7 +20,7 @@ from graph.loaders import Loaders
 from services import limits
 from services.errors import UsertrailError
 from services.identity import UserKey
-from services.live import LiveFilter
+from services.live import Closed, LiveFilter
 
 Info = strawberry.Info[Context]
 SERVER = frozenset({EventSource.SERVER.value})
@@ -42,7 +42,10 @@ async def live_events(
     subscription = hub.subscribe(context.environment_id, wanted)
     try:
         while True:
-            row, dropped = await subscription.next()
+            try:
+                row, dropped = await subscription.next()
+            except Closed:
+                return  # the stream completes
             # Fresh loaders per message: a connection lives for hours, its rows change.
             context.loaders = Loaders(context.db, context.environment_id)
             yield LiveEvent(event=Event.from_row(row) if row is not None else None, dropped=dropped)

@@ -52,6 +52,10 @@ EventKey = tuple[int, int]  # (user id, event id)
 _high_water = 0
 
 
+class Closed(Exception):
+    """The subscription was ended by the hub (the server is stopping)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LiveFilter:
     """Which events a subscription wants: one user's (by key), one type, some sources."""
@@ -82,6 +86,7 @@ class Subscription:
     closed: bool = False
 
     def offer(self, row: Any) -> None:
+        """Queue a row for the subscriber, or count it dropped when the queue is full."""
         if self.closed:  # unsubscribed while its rows were being read
             return
         if len(self._rows) >= self.queue_size:
@@ -107,6 +112,8 @@ class Subscription:
         """The next event row (None when only losses are to be told) and the number of events
         dropped since the previous one was taken."""
         while not self._rows and not self._dropped:
+            if self.closed:  # the hub closed (the server is stopping)
+                raise Closed
             self._ready.clear()
             await self._ready.wait()
         dropped, self._dropped = self._dropped, 0
@@ -145,10 +152,12 @@ class LiveHub:
         return sum(len(s) for s in self._subscribers.values())
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """End a subscription: its queue is emptied and its stream completes."""
         if subscription.closed:
             return
         subscription.closed = True
         subscription._discard()
+        subscription._ready.set()
         SUBSCRIBERS.dec()
         subscribers = self._subscribers.get(subscription.environment_id)
         if subscribers is not None:
@@ -173,6 +182,7 @@ class LiveHub:
         log.warning("live events: notifications may have been missed while reconnecting")
 
     async def close(self) -> None:
+        """Stop reading notifications and end every subscription (server shutdown)."""
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

@@ -112,6 +112,7 @@ class Hearing:
         self._listening = asyncio.Event()
 
     async def start(self) -> None:
+        """Start hearing: LISTEN (waiting a little for it), or join this process's hubs."""
         if self.hub.db.is_sqlite:
             _LOCAL.setdefault(self.url, weakref.WeakSet()).add(self.hub)
             return
@@ -122,6 +123,7 @@ class Hearing:
             log.warning("live events: not listening yet; retrying in the background")
 
     async def close(self) -> None:
+        """Stop hearing."""
         hubs = _LOCAL.get(self.url)
         if hubs is not None:
             hubs.discard(self.hub)
