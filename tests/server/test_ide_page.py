@@ -107,7 +107,9 @@ async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
     )
     assert policy["script-src"] == "'self'" and policy["default-src"] == "'self'"
     assert policy["worker-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
-    assert policy["connect-src"] == "'self'" and policy["object-src"] == "'none'"
+    host = built_server.url.removeprefix("http://")  # subscriptions: ws(s) to the own host
+    assert policy["connect-src"] == f"'self' ws://{host} wss://{host}"
+    assert policy["object-src"] == "'none'"
     parts = parts_of(page.text)
     assert not parts.inline_handlers
     [config_tag, module] = sorted(parts.scripts, key=lambda s: str(s.get("type")))
@@ -143,6 +145,21 @@ async def test_outside_dev_mode_the_headers_editor_asks_for_a_read_key(
         headers = json.loads(text)["defaultHeaders"]
         assert headers == KEY_HEADERS and '"Authorization": "Bearer <your read key>"' in headers
         assert "<" not in text  # no markup inside the script element, even from the hint
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            named = await client.get("/graphql", headers=HTML | {"host": "usertrail.example:8443"})
+            # A Host that would add a source or a directive leaves connect-src at 'self'.
+            hostile = await client.get(
+                "/graphql", headers=HTML | {"host": "a.example; script-src *"}
+            )
+        connect = [
+            d.strip() for d in named.headers["content-security-policy"].split(";") if "connect" in d
+        ]
+        assert connect == [
+            "connect-src 'self' ws://usertrail.example:8443 wss://usertrail.example:8443"
+        ]
+        policy = hostile.headers["content-security-policy"]
+        assert "connect-src 'self';" in policy and "example" not in policy
+        assert policy.count("script-src") == 1
     finally:
         server.should_exit = True
         await task
