@@ -2,7 +2,7 @@
 
 Nothing on the page comes from outside the app (no CDN): the script, styles and Monaco's
 workers are the built files server/assets.py serves. The page holds no inline script or
-style; its settings (endpoint, worker files, the default tab, the headers hint) travel in a
+style; its settings (endpoint, worker files, the default tabs, the headers hint) travel in a
 JSON script tag that web/graphiql/main.js reads, so its Content-Security-Policy forbids
 inline code. Without a build, the page says how to make one.
 """
@@ -80,6 +80,27 @@ query RecentUsers {
   }
 }
 """
+# The second default tab: a subscription (web/graphiql/main.js runs it over WebSocket).
+LIVE_QUERY = """\
+# Events as they are stored, live: run it (▶ again stops),
+# then send events (README "Sending events"); each one
+# appears on the right. Outside dev mode, this tab too
+# needs a read key in its Headers.
+subscription LiveEvents {
+  liveEvents {
+    event {
+      name
+      time
+      source
+      user {
+        userId
+        displayName
+      }
+    }
+    dropped
+  }
+}
+"""
 DEV_HEADERS = """\
 // Dev mode: no API key is needed (requests act in
 // the `default` environment).
@@ -134,11 +155,12 @@ NOT_BUILT = """\
 
 
 def page_config(urls: dict[str, str], *, endpoint: str, dev: bool) -> dict[str, object]:
-    """What web/graphiql/main.js reads: endpoint, workers, the default tab and headers."""
+    """What web/graphiql/main.js reads: endpoint, workers, the default tabs and headers."""
     return {
         "endpoint": endpoint,
         "workers": {label: urls[entry] for label, entry in WORKER_LABELS.items()},
         "defaultQuery": DEFAULT_QUERY,
+        "liveQuery": LIVE_QUERY,
         "defaultHeaders": DEV_HEADERS if dev else KEY_HEADERS,
     }
 

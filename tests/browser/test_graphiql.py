@@ -170,7 +170,9 @@ async def test_graphiql_runs_a_subscription_over_websocket(
     await page.goto(f"{demo_server.url}/graphql")
     query_editor = page.locator(".graphiql-query-editor .monaco-editor").first
     await expect(query_editor).to_contain_text("query RecentUsers", timeout=RENDERED_WITHIN_MS)
-    await _enter_subscription(page, query_editor)
+    # The second default tab holds the LiveEvents subscription.
+    await page.locator(".graphiql-tab", has_text="LiveEvents").click()
+    await expect(query_editor).to_contain_text("subscription LiveEvents")
     await page.locator(".graphiql-execute-button").click()
     await _subscribers(demo_server, 1)
 
@@ -179,6 +181,7 @@ async def test_graphiql_runs_a_subscription_over_websocket(
     await expect(response_pane).to_contain_text("GraphiQL Live Check")
     await expect(response_pane).to_contain_text('"90017"')
     await expect(response_pane).to_contain_text('"dropped": 0')
+    await expect(response_pane).to_contain_text('"source": "SERVER"')
     await page.screenshot(path=screenshot_path("graphiql-subscription"))
     host = demo_server.url.removeprefix("http://")
     assert sockets == [f"ws://{host}/graphql"]  # the page's own host, ws: as the page is http:

@@ -18,7 +18,7 @@ from graphql import parse, validate
 
 from graph.schema import schema
 from server.assets import IMMUTABLE, MANIFEST, accepted_encodings
-from server.ide import DEFAULT_QUERY, DEV_HEADERS, KEY_HEADERS
+from server.ide import DEFAULT_QUERY, DEV_HEADERS, KEY_HEADERS, LIVE_QUERY
 from tests.conftest import RunningServer, start_server
 
 HTML = {"accept": "text/html"}
@@ -90,9 +90,11 @@ async def built_server(database_url: str, tmp_path: Path) -> AsyncIterator[Runni
     await task
 
 
-def test_the_default_query_is_valid_against_the_schema() -> None:
-    assert validate(schema._schema, parse(DEFAULT_QUERY)) == []
-    assert DEFAULT_QUERY.lstrip().startswith("#")  # it says what it shows
+def test_the_default_queries_are_valid_against_the_schema() -> None:
+    for query in (DEFAULT_QUERY, LIVE_QUERY):
+        assert validate(schema._schema, parse(query)) == []
+        assert query.lstrip().startswith("#")  # it says what it shows
+    assert "subscription LiveEvents" in LIVE_QUERY
 
 
 async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
@@ -126,6 +128,7 @@ async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
             "graphql": "/static/workers/graphql.worker-TEST0005.js",
         },
         "defaultQuery": DEFAULT_QUERY,
+        "liveQuery": LIVE_QUERY,
         "defaultHeaders": DEV_HEADERS,
     }
 

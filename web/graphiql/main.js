@@ -1,7 +1,7 @@
 // GraphiQL for /graphql, built from the npm registry's packages and served by the app itself:
 // nothing is fetched from outside the machine. The page (server/ide.py) holds no inline script,
 // so that its Content-Security-Policy can forbid them: this module reads the page's settings
-// (endpoint, worker files, default tab, headers hint) from a JSON script tag.
+// (endpoint, worker files, default tabs, headers hint) from a JSON script tag.
 //
 // Subscriptions (`liveEvents`) run over WebSocket (graphql-transport-ws, the graphql-ws package)
 // at the endpoint's own URL: ws: on an http: page, wss: on https:. A browser cannot set headers
@@ -94,6 +94,11 @@ function UsertrailGraphiQL() {
     fetcher,
     plugins,
     defaultQuery: config.defaultQuery,
+    // Used while the browser keeps no tabs of its own (GraphiQL stores them in localStorage).
+    defaultTabs: [
+      { query: config.defaultQuery, headers: config.defaultHeaders },
+      { query: config.liveQuery, headers: config.defaultHeaders },
+    ],
     initialHeaders: config.defaultHeaders,
     defaultHeaders: config.defaultHeaders,
     defaultEditorToolsVisibility: "headers",
