@@ -59,7 +59,6 @@ class AppState:
     def sender_for(self, request: Request | Any) -> Sender | None:
         """What locating the events of a request needs (None without a GeoIP database)."""
         return sender_of(request, self.geo, self.trusted_proxies)
-
     live: LiveHub | None = None  # the process's live event subscribers (services/live.py)
 
     async def environment_for(self, request: Request | Any) -> int:
