@@ -126,7 +126,8 @@ class GraphQLApp(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         """The project's GraphiQL page over its own built assets (server/ide.py), no CDN."""
         dev = request.app.state.usertrail.settings.dev
-        return ide.graphiql_page(self.assets, endpoint=request.url.path, dev=dev)
+        host = request.headers.get("host")
+        return ide.graphiql_page(self.assets, endpoint=request.url.path, dev=dev, host=host)
 
     @property
     def graphql_ide_html(self) -> str:

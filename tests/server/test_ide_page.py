@@ -18,7 +18,7 @@ from graphql import parse, validate
 
 from graph.schema import schema
 from server.assets import IMMUTABLE, MANIFEST, accepted_encodings
-from server.ide import DEFAULT_QUERY, DEV_HEADERS, KEY_HEADERS
+from server.ide import DEFAULT_QUERY, DEV_HEADERS, KEY_HEADERS, LIVE_QUERY
 from tests.conftest import RunningServer, start_server
 
 HTML = {"accept": "text/html"}
@@ -90,9 +90,11 @@ async def built_server(database_url: str, tmp_path: Path) -> AsyncIterator[Runni
     await task
 
 
-def test_the_default_query_is_valid_against_the_schema() -> None:
-    assert validate(schema._schema, parse(DEFAULT_QUERY)) == []
-    assert DEFAULT_QUERY.lstrip().startswith("#")  # it says what it shows
+def test_the_default_queries_are_valid_against_the_schema() -> None:
+    for query in (DEFAULT_QUERY, LIVE_QUERY):
+        assert validate(schema._schema, parse(query)) == []
+        assert query.lstrip().startswith("#")  # it says what it shows
+    assert "subscription LiveEvents" in LIVE_QUERY
 
 
 async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
@@ -107,7 +109,9 @@ async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
     )
     assert policy["script-src"] == "'self'" and policy["default-src"] == "'self'"
     assert policy["worker-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
-    assert policy["connect-src"] == "'self'" and policy["object-src"] == "'none'"
+    host = built_server.url.removeprefix("http://")  # subscriptions: ws(s) to the own host
+    assert policy["connect-src"] == f"'self' ws://{host} wss://{host}"
+    assert policy["object-src"] == "'none'"
     parts = parts_of(page.text)
     assert not parts.inline_handlers
     [config_tag, module] = sorted(parts.scripts, key=lambda s: str(s.get("type")))
@@ -124,6 +128,7 @@ async def test_the_page_has_no_inline_script_and_loads_only_the_apps_files(
             "graphql": "/static/workers/graphql.worker-TEST0005.js",
         },
         "defaultQuery": DEFAULT_QUERY,
+        "liveQuery": LIVE_QUERY,
         "defaultHeaders": DEV_HEADERS,
     }
 
@@ -143,6 +148,21 @@ async def test_outside_dev_mode_the_headers_editor_asks_for_a_read_key(
         headers = json.loads(text)["defaultHeaders"]
         assert headers == KEY_HEADERS and '"Authorization": "Bearer <your read key>"' in headers
         assert "<" not in text  # no markup inside the script element, even from the hint
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            named = await client.get("/graphql", headers=HTML | {"host": "usertrail.example:8443"})
+            # A Host that would add a source or a directive leaves connect-src at 'self'.
+            hostile = await client.get(
+                "/graphql", headers=HTML | {"host": "a.example; script-src *"}
+            )
+        connect = [
+            d.strip() for d in named.headers["content-security-policy"].split(";") if "connect" in d
+        ]
+        assert connect == [
+            "connect-src 'self' ws://usertrail.example:8443 wss://usertrail.example:8443"
+        ]
+        policy = hostile.headers["content-security-policy"]
+        assert "connect-src 'self';" in policy and "example" not in policy
+        assert policy.count("script-src") == 1
     finally:
         server.should_exit = True
         await task
