@@ -29,6 +29,7 @@ import orjson
 
 from bench.databases import Databases, asyncpg_dsn
 from bench.server import ServerProcess
+from models.distribution import SESSION_SETTINGS
 from services import demo
 from services.autocapture import split_url
 from services.clock import to_micros
@@ -308,8 +309,9 @@ def sqlite_limit(path: Path, rows: list[tuple[Any, ...]], batch_size: int) -> fl
 
 
 async def postgres_limit(url: str, rows: list[tuple[Any, ...]], batch_size: int) -> float:
-    """Events per second of one COPY per batch into the (migrated, empty) events table."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    """Events per second of one COPY per batch into the (migrated, empty) events table, on a
+    connection set up as the server's are (on Citus: the connections it keeps per worker)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings=dict(SESSION_SETTINGS))
     try:
         started = time.perf_counter()
         for offset in range(0, len(rows), batch_size):
