@@ -3,8 +3,9 @@ mix of writes they equal a plain COUNT(*) of the user's events and sessions.
 
 The writes: track batches arriving in any order (backdated events that join, split or
 bridge stored sessions), repeated idempotency keys, client logins (userId with identity),
-identify (merging an anonymous user into an identified one), mergeUsers, deleteUser and
-user properties (users without events).
+identify (merging an anonymous user into an identified one), Segment anonymous ids linked
+to identities (with events in the same call), mergeUsers, deleteUser and user properties
+(users without events).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from models.db import Database
-from services import environments, ingest, users
+from services import environments, ingest, links, users
 from services.errors import UsertrailError
 from tests.factories import BASE, offsets, session_ids, sources
 
 USERS = ("1", "2", "3", "4")
+ANONYMOUS = ("a1", "a2")
 IDENTITIES = ("ann", "bob")
 KEYS = ("k1", "k2", "k3", None, None, None)
 
@@ -32,9 +34,11 @@ def track_items(draw: st.DrawFn) -> ingest.TrackItem:
     source = draw(sources)
     client = source != "SERVER"
     identity = draw(st.sampled_from([None, None, None, *IDENTITIES])) if client else None
+    anonymous = draw(st.sampled_from([None, None, None, *ANONYMOUS]))
     return ingest.TrackItem(
         event=draw(st.sampled_from(["pageview", "click"])),
-        user_id=draw(st.sampled_from(USERS)),
+        user_id=draw(st.sampled_from(USERS)) if anonymous is None else None,
+        anonymous_id=anonymous,
         identity=identity,
         source=source,
         timestamp=BASE + timedelta(seconds=draw(offsets)),
@@ -48,6 +52,12 @@ steps = st.one_of(
     st.tuples(st.just("identify"), st.sampled_from(USERS), st.sampled_from(IDENTITIES)),
     st.tuples(st.just("merge"), st.sampled_from(USERS), st.sampled_from(USERS)),
     st.tuples(st.just("delete"), st.sampled_from(USERS)),
+    st.tuples(
+        st.just("link"),
+        st.sampled_from(ANONYMOUS),
+        st.sampled_from(IDENTITIES),
+        st.lists(track_items(), max_size=3),
+    ),
     st.tuples(st.just("properties"), st.sampled_from(USERS)),
 )
 
@@ -111,6 +121,9 @@ async def _run(db: Database, env: int, step: tuple[Any, ...]) -> None:
         await ingest.identify(db, environment_id=env, user_id=step[1], identity=step[2])
     elif kind == "merge":
         await users.merge_users(db, environment_id=env, into=step[1], from_=step[2])
+    elif kind == "link":
+        link = links.AnonymousLink(step[1], step[2])
+        await links.link_and_track(db, environment_id=env, links=[link], items=step[3])
     elif kind == "delete":
         await users.delete_user(db, environment_id=env, user_id=step[1])
     else:
