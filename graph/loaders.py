@@ -74,7 +74,6 @@ class Loaders:
 
     user = LoaderOf("_users")
     user_by_key = LoaderOf("_users_by_key")
-    session_stats = LoaderOf("_session_stats")
     session = LoaderOf("_sessions")
     event = LoaderOf("_events")
     first_session = LoaderOf("_first_sessions")
@@ -177,10 +176,6 @@ class Loaders:
 
     async def _users_by_key(self, keys: list[UserKey]) -> list[Any]:
         return await users_by_key(self, keys)
-
-    async def _session_stats(self, keys: list[int]) -> list[tuple[int, int]]:
-        found = await self._read(reading.session_stats, user_ids=keys)
-        return [found.get(k, (0, 0)) for k in keys]
 
     async def _sessions(self, keys: list[tuple[int, int]]) -> list[Any]:
         found = await self._read(reading.sessions_by_id, keys=keys)

@@ -119,13 +119,14 @@ class User(Node):
         row = await info.context.loaders.last_session.load(self.row.user_id)
         return Session.from_row(row) if row is not None else None
 
+    # Both kept exact on the user row by the SortKeys projection (services/projections.py).
     @strawberry.field(description="Number of sessions.")
-    async def session_count(self, info: strawberry.Info[Context]) -> int:
-        return (await info.context.loaders.session_stats.load(self.row.user_id))[0]
+    def session_count(self) -> int:
+        return int(self.row.session_count)
 
     @strawberry.field(description="Number of events.")
-    async def event_count(self, info: strawberry.Info[Context]) -> int:
-        return (await info.context.loaders.session_stats.load(self.row.user_id))[1]
+    def event_count(self) -> int:
+        return int(self.row.event_count)
 
     @strawberry.field(
         description="The user's sessions, newest first: `first`/`after` page forward, "
@@ -167,7 +168,7 @@ class User(Node):
 
         async def total() -> int:  # counted only when totalCount is selected
             if narrowing is None:
-                return (await loaders.session_stats.load(user_id))[0]
+                return int(self.row.session_count)
             return await loaders.session_count.load((user_id, narrowing))
 
         return SessionConnection(

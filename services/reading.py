@@ -33,21 +33,6 @@ async def users_by_id(
     return found
 
 
-async def session_stats(
-    conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int]
-) -> dict[int, tuple[int, int]]:
-    """(session count, event count) per user."""
-    found: dict[int, tuple[int, int]] = {}
-    for chunk in chunks(list(set(user_ids))):
-        rows = await conn.execute(
-            select(S.c.user_id, func.count(), func.sum(S.c.event_count))
-            .where(S.c.environment_id == environment_id, S.c.user_id.in_(chunk))
-            .group_by(S.c.user_id)
-        )
-        found.update({user: (count, int(events or 0)) for user, count, events in rows})
-    return found
-
-
 async def session_counts(
     conn: AsyncConnection, *, environment_id: int, user_ids: Sequence[int], extra: Sequence[Any]
 ) -> dict[int, int]:
