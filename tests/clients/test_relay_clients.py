@@ -15,12 +15,13 @@ import asyncio
 import json
 import re
 import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import RunningServer
-from tests.node_packages import install
+from tests.node_packages import in_use, install
 from tests.support import Api
 
 RELAY = Path(__file__).parent / "relay"
@@ -68,9 +69,28 @@ async def every_user(api: Api) -> list[str]:
         after = users["pageInfo"]["endCursor"]
 
 
-def operation_text(name: str) -> str:
+def compile_artifacts(node: str) -> tuple[str, dict[str, str]]:
+    """relay-compiler's output and the artifacts it wrote (by name), read while this process
+    holds the folder: a concurrent run of the suite recompiles into the same place."""
+    with in_use(RELAY):
+        shutil.rmtree(GENERATED, ignore_errors=True)  # artifacts of this run only
+        done = subprocess.run(
+            [node, "node_modules/relay-compiler/cli.js"],
+            cwd=RELAY,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, f"relay-compiler failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout, {
+            path.name.removesuffix(".graphql.js"): path.read_text()
+            for path in GENERATED.glob("*.graphql.js")
+        }
+
+
+def operation_text(artifacts: dict[str, str], name: str) -> str:
     """The query text relay-compiler wrote for operation `name`."""
-    artifact = (GENERATED / f"{name}.graphql.js").read_text()
+    artifact = artifacts[name]
     found = re.search(r'"text": ("(?:[^"\\]|\\.)*")', artifact)
     assert found is not None, f"no query text in {name}.graphql.js"
     return str(json.loads(found.group(1)))
@@ -103,27 +123,27 @@ async def test_relay_compiler_compiles_connections_and_refetchable_fragments(
     api: Api, server: RunningServer
 ) -> None:
     node = await asyncio.to_thread(install, RELAY, *PINNED, what="the Relay client tests")
-    shutil.rmtree(GENERATED, ignore_errors=True)  # artifacts of this run only
-    code, out, err = await _run(node, "node_modules/relay-compiler/cli.js")
-    assert code == 0, f"relay-compiler failed:\n{out}\n{err}"
+    out, artifacts = await asyncio.to_thread(compile_artifacts, node)
     print("relay-compiler:", re.sub(r"\x1b\[[0-9;]*m", "", out).strip().splitlines()[-3])
     for fragment in ("UsersPage_query", "UsersPage_user", "UsersPage_session"):
-        artifact = (GENERATED / f"{fragment}.graphql.js").read_text()
+        artifact = artifacts[fragment]
         assert '"backward": {' in artifact and '"forward": {' in artifact, fragment
-    assert "node(id: $id)" in operation_text("UsersPageCardRefetchQuery")
+    assert "node(id: $id)" in operation_text(artifacts, "UsersPageCardRefetchQuery")
     # The queries relay-compiler wrote page the real server both ways.
     await seed(api)
-    root = await walk(api, operation_text("UsersPagePaginationQuery"), lambda d: d["users"], 4)
+    root = await walk(
+        api, operation_text(artifacts, "UsersPagePaginationQuery"), lambda d: d["users"], 4
+    )
     assert sum(len(page) for page in root) == 29
     user_id = (await api.gql('{ user(userId: "1") { id } }'))["user"]["id"]
-    sessions = operation_text("UsersPageUserSessionsQuery")
+    sessions = operation_text(artifacts, "UsersPageUserSessionsQuery")
     pages = await walk(api, sessions, lambda d: d["node"]["sessions"], 2, id=user_id)
     assert sum(len(page) for page in pages) == 4
-    events = operation_text("UsersPageSessionEventsQuery")
+    events = operation_text(artifacts, "UsersPageSessionEventsQuery")
     oldest = pages[-1][-1]
     pages = await walk(api, events, lambda d: d["node"]["events"], 5, id=oldest)
     assert [len(page) for page in pages] == [5, 5, 2]
-    card = await api.gql(operation_text("UsersPageCardRefetchQuery"), id=user_id)
+    card = await api.gql(operation_text(artifacts, "UsersPageCardRefetchQuery"), id=user_id)
     assert card["node"]["sessionCount"] == 4
 
 
