@@ -49,6 +49,8 @@ PAGE_BUDGET_BYTES = 100_000
 USER_ROW = "[data-testid=user-row]"
 SESSION_ROW = "[data-testid=session-row]"
 EVENT_ITEM = "[data-testid=event-item]"
+# How long a page of a session's events may take to arrive and render.
+PAGE_LOADED_WITHIN_MS = 30_000
 
 
 @dataclass
@@ -652,13 +654,14 @@ async def test_a_long_sessions_events_are_all_reachable(tab: Tab, site: RunningS
     await tab.page.goto(f"{site.url}/#/user/450450")
     await tab.page.locator(f"{SESSION_ROW} button").first.click()
     items = tab.page.locator(EVENT_ITEM)
-    await expect(items).to_have_count(200)
+    # Each page is a request and 200 rendered rows: generous waits for a loaded machine.
+    await expect(items).to_have_count(200, timeout=PAGE_LOADED_WITHIN_MS)
     more = tab.page.locator("[data-testid=more-events]")
     await expect(more).to_contain_text("200 of 450 shown")
     await more.click()
-    await expect(items).to_have_count(400)
+    await expect(items).to_have_count(400, timeout=PAGE_LOADED_WITHIN_MS)
     await more.click()
-    await expect(items).to_have_count(450)
+    await expect(items).to_have_count(450, timeout=PAGE_LOADED_WITHIN_MS)
     await expect(more).to_be_hidden()
     paths = await items.locator(".detail").all_inner_texts()
     assert paths == [f"/step/{i}" for i in range(450)]
