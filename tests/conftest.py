@@ -166,18 +166,24 @@ async def database_url(
 
 
 @pytest.fixture(scope="module")
-async def module_server(
+async def module_database_url(
     pg_templates: Templates | None,
     sqlite_template: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningServer]:
-    """A real server over a database shared by the tests of one module (loaded once)."""
+) -> AsyncIterator[str]:
+    """A freshly migrated database shared by the tests of one module."""
     url = await _fresh_database(pg_templates, sqlite_template, tmp_path_factory.mktemp("module"))
-    running, server, task = await start_server(url)
+    yield url
+    await _done_with(pg_templates, url)
+
+
+@pytest.fixture(scope="module")
+async def module_server(module_database_url: str) -> AsyncIterator[RunningServer]:
+    """A real server over a database shared by the tests of one module (loaded once)."""
+    running, server, task = await start_server(module_database_url)
     yield running
     server.should_exit = True
     await task
-    await _done_with(pg_templates, url)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ except ImportError:  # the `browser` fixture skips (or fails in CI), saying why
 
 from services import demo, environments, keys
 from tests.browser.conftest import SCREENSHOTS, GuardedPage, open_guarded
-from tests.conftest import PostgresTemplates, RunningServer, _fresh_database, start_server
+from tests.conftest import RunningServer, start_server
 from tests.demo_server import makefile_demo
 from tests.node_packages import install
 
@@ -91,14 +91,9 @@ async def load_demo(running: RunningServer, environment: str = "default") -> Non
 
 
 @pytest.fixture(scope="module")
-async def site(
-    pg_templates: PostgresTemplates | None,
-    sqlite_template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningServer]:
+async def site(module_database_url: str) -> AsyncIterator[RunningServer]:
     """A real dev-mode server holding the demo data, shared by this module's tests."""
-    url = await _fresh_database(pg_templates, sqlite_template, tmp_path_factory.mktemp("page"))
-    running, server, task = await start_server(url, dev=True)
+    running, server, task = await start_server(module_database_url, dev=True)
     await load_demo(running)
     yield running
     server.should_exit = True

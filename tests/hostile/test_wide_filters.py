@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.settings import DEFAULT_STATEMENT_TIMEOUT, Settings
 from services.limits import MAX_FILTER_CONDITIONS, MAX_REQUEST_FILTER_CONDITIONS
-from tests.conftest import PostgresTemplates, _fresh_database
 from tests.hostile.probing import (
     QUICK,
     Shop,
@@ -44,14 +42,11 @@ LONGEST_LOG_LINE = 2000
 
 
 @pytest.fixture(scope="module")
-async def shop(
-    pg_templates: PostgresTemplates | None,
-    sqlite_template: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Shop]:
+async def shop(module_database_url: str) -> AsyncIterator[Shop]:
     """One keyed production server over the demo data set, shared by the module's tests."""
-    url = await _fresh_database(pg_templates, sqlite_template, tmp_path_factory.mktemp("wide"))
-    async with open_shop(url, people=PEOPLE, statement_timeout=STATEMENT_TIMEOUT) as opened:
+    async with open_shop(
+        module_database_url, people=PEOPLE, statement_timeout=STATEMENT_TIMEOUT
+    ) as opened:
         yield opened
 
 
